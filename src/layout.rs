@@ -1,0 +1,153 @@
+//! Names and keys of the contract: run keys, group keys, and the dated folder layout.
+
+use std::fmt;
+
+/// The group that holds every condition and init when `series.groups` is not given.
+pub const DEFAULT_GROUP: &str = "_";
+
+/// `{name}_{conditionKey}_{seed:04}`: the KEY of a run's outputs in the manifest.
+pub fn run_key(series: &str, condition: &str, seed: u32) -> String {
+    format!("{series}_{condition}_{seed:04}")
+}
+
+/// The series name for group `_`, else `{name}_{group}`.
+pub fn group_key(series: &str, group: &str) -> String {
+    if group == DEFAULT_GROUP {
+        series.to_string()
+    } else {
+        format!("{series}_{group}")
+    }
+}
+
+/// `{init}/inits/inits.{MODEL}/{init}_{key}.{ext}`: an init file in the working location.
+pub fn init_source(init_name: &str, model: &str, init_key: &str, extension: &str) -> String {
+    format!(
+        "{init_name}/inits/inits.{}/{init_name}_{init_key}.{extension}",
+        model.to_uppercase()
+    )
+}
+
+/// The folder of one submission date, `{name}/{date}/`, and the keys inside it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatedFolder {
+    series: String,
+    date: Date,
+}
+
+impl DatedFolder {
+    pub fn new(series: &str, date: Date) -> Self {
+        DatedFolder {
+            series: series.to_string(),
+            date,
+        }
+    }
+
+    pub fn date(&self) -> Date {
+        self.date
+    }
+
+    /// `{name}/{date}/`, with the trailing slash the model images expect.
+    pub fn root(&self) -> String {
+        format!("{}/{}/", self.series, self.date)
+    }
+
+    /// `{name}/{date}/inputs/{fileSetName}_{index}.xml`.
+    pub fn input(&self, file_set_name: &str, index: usize) -> String {
+        format!("{}inputs/{file_set_name}_{index}.xml", self.root())
+    }
+
+    /// `{name}/{date}/inits/{groupKey}_{seed:04}.{ext}`.
+    pub fn init_target(&self, group_key: &str, seed: u32, extension: &str) -> String {
+        format!("{}inits/{group_key}_{seed:04}.{extension}", self.root())
+    }
+
+    /// `{name}/{date}/outputs/`.
+    pub fn outputs(&self) -> String {
+        format!("{}outputs/", self.root())
+    }
+
+    /// `{name}/{date}/logs/`.
+    pub fn logs(&self) -> String {
+        format!("{}logs/", self.root())
+    }
+}
+
+/// A UTC calendar date, printed `YYYY-MM-DD`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Date(k8s_openapi::jiff::civil::Date);
+
+impl Date {
+    /// Today in UTC: the date of a submission.
+    pub fn today_utc() -> Date {
+        Date(
+            k8s_openapi::jiff::Timestamp::now()
+                .to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC)
+                .date(),
+        )
+    }
+}
+
+impl std::str::FromStr for Date {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let valid_shape = s.len() == 10
+            && s.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            });
+        if !valid_shape {
+            return Err(format!("{s:?} is not a date of the form YYYY-MM-DD"));
+        }
+        s.parse::<k8s_openapi::jiff::civil::Date>()
+            .map(Date)
+            .map_err(|e| format!("{s:?} is not a valid date: {e}"))
+    }
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.strftime("%Y-%m-%d"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_contract() {
+        assert_eq!(run_key("S", "C_1", 7), "S_C_1_0007");
+        assert_eq!(run_key("S", "C", 9999), "S_C_9999");
+        assert_eq!(group_key("S", "_"), "S");
+        assert_eq!(group_key("S", "A"), "S_A");
+        assert_eq!(
+            init_source("INIT", "PhysiCell", "CSV", "csv"),
+            "INIT/inits/inits.PHYSICELL/INIT_CSV.csv"
+        );
+        let folder = DatedFolder::new("S", "2024-03-05".parse().unwrap());
+        assert_eq!(folder.root(), "S/2024-03-05/");
+        assert_eq!(folder.input("S_A", 12), "S/2024-03-05/inputs/S_A_12.xml");
+        assert_eq!(
+            folder.init_target("S_A", 3, "CELLS.json"),
+            "S/2024-03-05/inits/S_A_0003.CELLS.json"
+        );
+        assert_eq!(folder.outputs(), "S/2024-03-05/outputs/");
+        assert_eq!(folder.logs(), "S/2024-03-05/logs/");
+    }
+
+    #[test]
+    fn dates_are_strict() {
+        assert_eq!(
+            "2024-01-31".parse::<Date>().unwrap().to_string(),
+            "2024-01-31"
+        );
+        for bad in ["2024-1-31", "2024-02-30", "24-01-01", "2024/01/01", "today"] {
+            assert!(bad.parse::<Date>().is_err(), "{bad}");
+        }
+        assert_eq!(Date::today_utc().to_string().len(), 10);
+    }
+}

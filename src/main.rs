@@ -1,0 +1,141 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use simseries::layout::Date;
+use simseries::prepare::{Locations, Stores, prepare};
+use simseries::report::{PlanDocument, plan_table};
+use simseries::storage::{LocalStorage, S3Options, Storage, write_all};
+use simseries::{crd, specfile};
+
+/// Declarative parameter sweeps of containerized simulation models on AWS Batch.
+#[derive(Parser)]
+#[command(name = "simseries", version, about)]
+struct Cli {
+    /// Address S3 buckets path-style (endpoint/bucket/key), as S3-compatible servers need.
+    #[arg(long, global = true, env = "SIMSERIES_S3_PATH_STYLE")]
+    s3_path_style: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Dry run: show what a series still needs (missing runs, inputs, init copies) without
+    /// writing to the working location.
+    Plan {
+        /// The SimulationSeries YAML file (the one `kubectl apply` takes).
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Also write the rendered inputs and the init copy list under this folder, laid out as
+        /// in the working location ({name}/{date}/inputs/...).
+        #[arg(long, value_name = "DIR")]
+        write_inputs: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+        output: Output,
+        /// Date of the dated folder (YYYY-MM-DD); default: today in UTC.
+        #[arg(long)]
+        date: Option<Date>,
+    },
+    /// Print the CustomResourceDefinition YAML.
+    Crd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, String> {
+    let s3 = S3Options {
+        force_path_style: cli.s3_path_style,
+        fallback_region: None,
+    };
+    match cli.command {
+        Command::Crd => {
+            print!("{}", crd::crd_yaml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan {
+            file,
+            write_inputs,
+            output,
+            date,
+        } => {
+            let series = specfile::read(&file).map_err(|e| e.to_string())?;
+            let spec = &series.resource.spec;
+            let locations =
+                Locations::resolve(spec, Some(&series.folder)).map_err(|e| e.to_string())?;
+            let s3 = S3Options {
+                fallback_region: spec.context.region.clone(),
+                ..s3
+            };
+            let stores = Stores::open(&locations, &s3).await;
+            let date = date.unwrap_or_else(Date::today_utc);
+            let prepared = prepare(spec, &stores, date)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(dir) = write_inputs {
+                write_plan_files(&dir, &prepared).await?;
+            }
+            match output {
+                Output::Table => print!("{}", plan_table(spec, &locations, &prepared)),
+                Output::Json => {
+                    let document = PlanDocument::new(spec, &locations, &prepared);
+                    let json =
+                        serde_json::to_string_pretty(&document).map_err(|e| e.to_string())?;
+                    println!("{json}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Writes the rendered inputs and `{name}/{date}/inits.json` under `dir`.
+async fn write_plan_files(
+    dir: &std::path::Path,
+    prepared: &simseries::prepare::Prepared,
+) -> Result<(), String> {
+    let store = LocalStorage::new(dir.to_path_buf());
+    let mut objects: Vec<(String, Vec<u8>)> = prepared
+        .inputs
+        .iter()
+        .map(|input| (input.key.clone(), input.text.clone().into_bytes()))
+        .collect();
+    let copies: Vec<serde_json::Value> = prepared
+        .plan
+        .groups
+        .iter()
+        .flat_map(|g| &g.inits)
+        .map(|c| serde_json::json!({"source": c.source, "target": c.target}))
+        .collect();
+    let list = serde_json::to_string_pretty(&copies).map_err(|e| e.to_string())?;
+    objects.push((
+        format!("{}inits.json", prepared.plan.folder.root()),
+        list.into_bytes(),
+    ));
+    write_all(&store, objects, simseries::storage::DEFAULT_CONCURRENCY)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = store.location();
+    Ok(())
+}

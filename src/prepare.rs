@@ -1,0 +1,214 @@
+//! Preparing a pass: read the template and what is complete, plan, render and check inputs.
+//! Everything here reads; nothing is written.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+
+use crate::inputs::{RenderError, RenderedInput, render_inputs};
+use crate::layout::Date;
+use crate::location::Location;
+use crate::manifest::{Completeness, ManifestError};
+use crate::plan::{Plan, plan};
+use crate::spec::SimulationSeriesSpec;
+use crate::storage::{self, S3Options, Storage, StorageError};
+use crate::template::{Template, TemplateError};
+use crate::validate::{SpecError, SpecErrors, validate};
+
+/// Why a pass cannot be prepared. Each names the field or file and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error(transparent)]
+    Spec(#[from] SpecErrors),
+    #[error(
+        "cannot read the template: {0}; check spec.context.templateLocation and spec.series.templateKey"
+    )]
+    TemplateMissing(StorageError),
+    #[error(
+        "cannot read the manifest: {0}; check spec.context.manifestLocation and spec.series.manifestKey, or set spec.series.manifestSource: listing to plan from the outputs in the working location"
+    )]
+    ManifestMissing(StorageError),
+    #[error("cannot list the working location: {0}; check spec.context.workingLocation")]
+    Listing(StorageError),
+    #[error("the working location cannot be used: {0}; check spec.context.workingLocation")]
+    Working(StorageError),
+    #[error("{0}; fix the manifest (or refresh it with the summarize step)")]
+    Manifest(#[from] ManifestError),
+    #[error("{0}")]
+    Template(#[from] TemplateError),
+    #[error("{0}")]
+    Render(#[from] RenderError),
+    #[error("cannot check the init files: {0}")]
+    Inits(StorageError),
+}
+
+/// The locations of a spec, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Locations {
+    pub working: Location,
+    pub manifest: Location,
+    pub template: Location,
+}
+
+impl Locations {
+    /// Resolves the locations of `spec`; relative folders against `base` (a spec file's folder).
+    pub fn resolve(spec: &SimulationSeriesSpec, base: Option<&Path>) -> Result<Self, SpecErrors> {
+        let context = &spec.context;
+        let mut errors = Vec::new();
+        let mut parse = |field: &str, value: &str| match Location::parse(value, base) {
+            Ok(location) => Some(location),
+            Err(e) => {
+                errors.push(SpecError {
+                    field: format!("spec.context.{field}"),
+                    message: format!("{e}"),
+                });
+                None
+            }
+        };
+        let working = parse("workingLocation", &context.working_location);
+        let manifest = parse("manifestLocation", &context.manifest_location);
+        let template = parse("templateLocation", &context.template_location);
+        match (working, manifest, template) {
+            (Some(working), Some(manifest), Some(template)) => Ok(Locations {
+                working,
+                manifest,
+                template,
+            }),
+            _ => Err(SpecErrors(errors)),
+        }
+    }
+}
+
+/// The storages of the three locations (one S3 client serves all S3 locations).
+#[derive(Debug, Clone)]
+pub struct Stores {
+    pub working: Arc<dyn Storage>,
+    pub manifest: Arc<dyn Storage>,
+    pub template: Arc<dyn Storage>,
+}
+
+impl Stores {
+    pub async fn open(locations: &Locations, options: &S3Options) -> Stores {
+        let client = if [&locations.working, &locations.manifest, &locations.template]
+            .iter()
+            .any(|l| l.is_s3())
+        {
+            Some(options.client().await)
+        } else {
+            None
+        };
+        let open = |location: &Location| -> Arc<dyn Storage> {
+            match (location, &client) {
+                (Location::S3 { .. }, Some(client)) => Arc::new(storage::S3Storage::with_client(
+                    location.clone(),
+                    client.clone(),
+                )),
+                (Location::Local(root), _) => Arc::new(storage::LocalStorage::new(root.clone())),
+                (Location::S3 { .. }, None) => unreachable!("a client is made for S3 locations"),
+            }
+        };
+        Stores {
+            working: open(&locations.working),
+            manifest: open(&locations.manifest),
+            template: open(&locations.template),
+        }
+    }
+}
+
+/// A prepared pass: the plan, its rendered inputs, and what planning read.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub plan: Plan,
+    pub inputs: Vec<RenderedInput>,
+    /// Init sources (keys in the working location) that do not exist.
+    pub missing_init_sources: Vec<String>,
+    pub manifest_rows: Option<u64>,
+    pub listed_objects: Option<u64>,
+}
+
+/// Validates `spec`, reads its template and completeness, plans and renders.
+pub async fn prepare(
+    spec: &SimulationSeriesSpec,
+    stores: &Stores,
+    date: Date,
+) -> Result<Prepared, PrepareError> {
+    let series = validate(spec)?;
+    stores
+        .working
+        .probe()
+        .await
+        .map_err(PrepareError::Working)?;
+
+    let template_key = &spec.series.template_key;
+    let source = stores
+        .template
+        .read(template_key)
+        .await
+        .map_err(PrepareError::TemplateMissing)?;
+    let source = String::from_utf8(source).map_err(|_| TemplateError {
+        template: template_key.clone(),
+        line: None,
+        message: "the template is not UTF-8 text".into(),
+        excerpt: None,
+    })?;
+    let template = Template::parse(template_key, &source)?;
+
+    let mut table = Completeness::new(&series);
+    let source_kind = spec.series.manifest_source;
+    let mut manifest_rows = None;
+    if source_kind.uses_file() {
+        let key = &spec.series.manifest_key;
+        let bytes = stores
+            .manifest
+            .read(key)
+            .await
+            .map_err(PrepareError::ManifestMissing)?;
+        let location = stores.manifest.location().url_of(key);
+        manifest_rows = Some(table.load_csv(&bytes, &location)?);
+    }
+    let mut listed_objects = None;
+    if source_kind.uses_listing() {
+        let prefix = format!("{}/", spec.series.name);
+        let mut pages = stores.working.list(&prefix);
+        let mut count = 0u64;
+        while let Some(page) = pages.try_next().await.map_err(PrepareError::Listing)? {
+            count += page.len() as u64;
+            for key in &page {
+                table.record_object(key);
+            }
+        }
+        listed_objects = Some(count);
+    }
+
+    let plan = plan(&series, &table, date);
+    let inputs = render_inputs(&series, &plan, &template)?;
+    let missing_init_sources = missing_init_sources(stores.working.as_ref(), &plan).await?;
+    Ok(Prepared {
+        plan,
+        inputs,
+        missing_init_sources,
+        manifest_rows,
+        listed_objects,
+    })
+}
+
+async fn missing_init_sources(
+    working: &dyn Storage,
+    plan: &Plan,
+) -> Result<Vec<String>, PrepareError> {
+    let mut sources: Vec<&str> = plan
+        .groups
+        .iter()
+        .flat_map(|g| g.inits.iter().map(|c| c.source.as_str()))
+        .collect();
+    sources.sort_unstable();
+    sources.dedup();
+    let mut missing = Vec::new();
+    for source in sources {
+        if !working.exists(source).await.map_err(PrepareError::Inits)? {
+            missing.push(source.to_string());
+        }
+    }
+    Ok(missing)
+}

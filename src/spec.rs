@@ -1,0 +1,286 @@
+//! The `SimulationSeries` resource: what users write (`spec`) as Rust types.
+//!
+//! Field names, meanings and defaults follow the contract with the original workflow
+//! (context / series / parameters). The OpenAPI schema derived from these types rejects what a
+//! schema can express; cross-field rules live in [`crate::validate`].
+
+use indexmap::IndexMap;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::status::SimulationSeriesStatus;
+
+/// The largest seed: run keys zero-pad seeds to four digits.
+pub const MAX_SEED: u32 = 9999;
+
+/// A parameter sweep of a containerized simulation model: conditions x seeds, run as AWS Batch
+/// array jobs (or local processes) until every run has its outputs.
+// The lint misreads repeated `printcolumn(type_ = …)` arguments as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "simseries.io",
+    version = "v1alpha1",
+    kind = "SimulationSeries",
+    plural = "simulationseries",
+    singular = "simulationseries",
+    namespaced,
+    shortname = "simser",
+    status = "SimulationSeriesStatus",
+    derive = "PartialEq",
+    doc = "A parameter sweep of a containerized simulation model (conditions x seeds) run on AWS Batch with inputs and outputs on S3.",
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Phase of the current pass"
+    ),
+    printcolumn(
+        name = "Runs",
+        type_ = "string",
+        json_path = ".status.progress",
+        description = "Complete runs / total runs of the series"
+    ),
+    printcolumn(
+        name = "Active",
+        type_ = "integer",
+        json_path = ".status.activeJobs",
+        description = "Jobs of the current pass that have not finished"
+    ),
+    printcolumn(
+        name = "Attempts",
+        type_ = "integer",
+        json_path = ".status.attempts",
+        description = "Polls of the current pass so far (at most parameters.retries)"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulationSeriesSpec {
+    /// Where the working files, manifest and template live, and how jobs are sized and queued.
+    pub context: Context,
+    /// The sweep itself: conditions, seeds, expected outputs, init files and groups.
+    pub series: Series,
+    /// The model to run and how its jobs are retried, watched and cleaned up.
+    pub parameters: Parameters,
+}
+
+/// Locations and AWS settings of a series.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Context {
+    /// Root of the working location: a local folder or `s3://bucket[/prefix]`. Inputs, init
+    /// copies, outputs and logs go under `{series.name}/{date}/`. A relative local folder in a
+    /// spec file is resolved against the file's folder. In the cluster only `s3://` is accepted.
+    #[schemars(length(min = 1))]
+    pub working_location: String,
+    /// Folder or `s3://bucket[/prefix]` holding the manifest (`series.manifestKey`).
+    #[schemars(length(min = 1))]
+    pub manifest_location: String,
+    /// Folder or `s3://bucket[/prefix]` holding the template (`series.templateKey`).
+    #[schemars(length(min = 1))]
+    pub template_location: String,
+    /// AWS account ID (12 digits) that owns the ECR image and the `BatchJobRole` role. Required
+    /// to run on AWS Batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^[0-9]{12}$"))]
+    pub account: Option<String>,
+    /// AWS region of the Batch queue and the ECR registry, e.g. `us-west-2`. Required to run on
+    /// AWS Batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// User name: prefixes job definition and job names (`{user}_{groupKey}`) and names the ECR
+    /// repository of the image (`{user}/{image}`). Required to run on AWS Batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^[A-Za-z0-9_-]+$"))]
+    pub user: Option<String>,
+    /// vCPUs of each job (and the local concurrency bound: host cores / vcpus).
+    #[schemars(range(min = 1))]
+    pub vcpus: u32,
+    /// Memory of each job in MiB.
+    #[schemars(range(min = 1))]
+    pub memory: u32,
+    /// Name or ARN of the AWS Batch job queue. Required to run on AWS Batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+}
+
+/// Where planning learns which runs already have outputs.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ManifestSource {
+    /// Only the manifest CSV at `context.manifestLocation/series.manifestKey` (the original
+    /// behaviour: run the summarize step to refresh it).
+    #[default]
+    File,
+    /// Only a listing of `{series.name}/*/outputs/` in the working location; no manifest needed.
+    Listing,
+    /// The manifest CSV and the listing together: a run counts as complete if either has it.
+    Both,
+}
+
+impl ManifestSource {
+    pub fn uses_file(self) -> bool {
+        matches!(self, ManifestSource::File | ManifestSource::Both)
+    }
+
+    pub fn uses_listing(self) -> bool {
+        matches!(self, ManifestSource::Listing | ManifestSource::Both)
+    }
+}
+
+/// The sweep: conditions x seeds, the outputs a complete run has, init files and groups.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Series {
+    /// Series name: prefix of every run key (`{name}_{conditionKey}_{seed:04}`) and the folder
+    /// of the series in the working location. Letters, digits, `_` and `-`.
+    #[schemars(regex(pattern = "^[A-Za-z0-9_-]+$"))]
+    pub name: String,
+    /// File name of the manifest CSV (columns `KEY,EXTENSION,LOCATION,FULL_KEY`) under
+    /// `context.manifestLocation`. Not read when `manifestSource` is `listing`.
+    #[schemars(length(min = 1))]
+    pub manifest_key: String,
+    /// File name of the Jinja input template under `context.templateLocation`.
+    #[schemars(length(min = 1))]
+    pub template_key: String,
+    /// Random seeds, each from 0 to 9999; every condition runs once per seed.
+    #[schemars(length(min = 1), inner(range(min = 0, max = 9999)))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub seeds: Vec<u32>,
+    /// Conditions of the sweep. Each has a unique `key`, an optional `group`, and any further
+    /// fields, which are passed to the template as they are.
+    #[schemars(length(min = 1))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key"]))]
+    pub conditions: Vec<Condition>,
+    /// Output file extensions every complete run has (e.g. `CELLS.tar.xz`): a run with only some
+    /// of them is incomplete and runs again.
+    #[schemars(inner(regex(pattern = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$")))]
+    pub extensions: Vec<String>,
+    /// Init files copied into the dated folder for the seeds that run.
+    #[serde(default)]
+    pub inits: Vec<Init>,
+    /// Groups in processing order: group name -> description, or null to skip the group. Each
+    /// named group runs the conditions whose `group` is its name, as its own job(s). Default:
+    /// the single group `_`, which runs every condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "groups_schema")]
+    pub groups: Option<IndexMap<String, Option<String>>>,
+    /// Where planning learns which runs are complete: `file` (the manifest CSV, default),
+    /// `listing` (the outputs in the working location) or `both`.
+    #[serde(default)]
+    pub manifest_source: ManifestSource,
+}
+
+/// One condition of the sweep.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+pub struct Condition {
+    /// Unique key of the condition, part of every run key. Letters, digits, `_` and `-`.
+    #[schemars(regex(pattern = "^[A-Za-z0-9_-]+$"))]
+    pub key: String,
+    /// Group the condition belongs to (a key of `series.groups`); ignored when the only group
+    /// is `_`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^[A-Za-z0-9_-]+$"))]
+    pub group: Option<String>,
+    /// Model parameters passed to the template.
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub parameters: Map<String, Value>,
+}
+
+/// An init file set: files copied into the dated folder before the jobs start.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Init {
+    /// Name of the init set: its files are `{name}/inits/inits.{MODEL}/{name}_{key}.{ext}` in
+    /// the working location.
+    #[schemars(regex(pattern = "^[A-Za-z0-9_-]+$"))]
+    pub name: String,
+    /// Key of the init file within the set.
+    #[schemars(regex(pattern = "^[A-Za-z0-9_-]+$"))]
+    pub key: String,
+    /// Group the init belongs to; ignored when the only group is `_`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^[A-Za-z0-9_-]+$"))]
+    pub group: Option<String>,
+    /// Seeds the init serves. If any of them runs, the init is copied for every one of them as
+    /// `{groupKey}_{seed:04}.{ext}`.
+    #[schemars(inner(range(min = 0, max = 9999)))]
+    pub seeds: Vec<u32>,
+    /// Extensions of the init files to copy (e.g. `CELLS.json`).
+    #[schemars(inner(regex(pattern = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$")))]
+    pub extensions: Vec<String>,
+}
+
+/// The model and the job lifecycle.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Parameters {
+    /// Model name. `ARCADE` (any case) packs seed ranges of several conditions into one input;
+    /// any other model gets one input per run. Upper-cased in init paths (`inits.{MODEL}`).
+    #[schemars(length(min = 1))]
+    pub model: String,
+    /// Container image, e.g. `arcade:latest`, pulled from
+    /// `{account}.dkr.ecr.{region}.amazonaws.com/{user}/{image}`; an image that already names a
+    /// registry (`registry.example.com/arcade:1`) is used as given. Required on AWS Batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// How many times the jobs are polled, `retryDelay` seconds apart, before stragglers are
+    /// terminated.
+    #[schemars(range(min = 0))]
+    pub retries: u32,
+    /// Seconds between polls.
+    #[schemars(range(min = 0))]
+    pub retry_delay: u64,
+    /// ARCADE only: the most seeds one input (one array child) runs.
+    #[serde(default = "default_seeds_per_job")]
+    #[schemars(range(min = 1))]
+    pub seeds_per_job: u32,
+    /// CloudWatch Logs filter pattern applied to saved logs (plain terms and quoted phrases must
+    /// all match). Empty keeps every line.
+    #[serde(default)]
+    pub log_filter: String,
+    /// Terminate jobs still unfinished after the last poll.
+    #[serde(default = "yes")]
+    pub terminate_jobs: bool,
+    /// Save each job's log under `{name}/{date}/logs/`.
+    #[serde(default = "yes")]
+    pub save_logs: bool,
+    /// Remove the job scaffolding the pass created (job definitions) when it ends.
+    #[serde(default = "yes")]
+    pub clean_jobs: bool,
+}
+
+fn default_seeds_per_job() -> u32 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `groups` is an ordered map whose values may be null; schemars would describe an
+/// `IndexMap<String, Option<String>>` without `nullable`, which the API server needs to keep
+/// the nulls that mean "skip this group".
+fn groups_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "description": "Groups in processing order: group name -> description, or null to skip the group. Each named group runs the conditions whose `group` is its name, as its own job(s). Default: the single group `_`, which runs every condition.",
+        "additionalProperties": {"type": "string", "nullable": true}
+    })
+}
+
+impl SimulationSeriesSpec {
+    /// Whether the model packs seed ranges (ARCADE) or takes one input per run.
+    pub fn is_arcade(&self) -> bool {
+        self.parameters.model.eq_ignore_ascii_case("ARCADE")
+    }
+}

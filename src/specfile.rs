@@ -1,0 +1,154 @@
+//! Reading a `SimulationSeries` from a YAML file: the same file `kubectl apply` takes.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::spec::SimulationSeries;
+
+pub const API_VERSION: &str = "simseries.io/v1alpha1";
+pub const KIND: &str = "SimulationSeries";
+
+/// A series file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct SpecFileError {
+    pub path: String,
+    pub message: String,
+}
+
+/// A series read from a file, with the folder its relative locations are resolved against.
+#[derive(Debug, Clone)]
+pub struct SeriesFile {
+    pub path: PathBuf,
+    pub folder: PathBuf,
+    pub resource: SimulationSeries,
+}
+
+/// Reads the one `SimulationSeries` document of a YAML file.
+pub fn read(path: &Path) -> Result<SeriesFile, SpecFileError> {
+    let error = |message: String| SpecFileError {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| error(format!("cannot read: {e}")))?;
+    let resource = parse(&text).map_err(error)?;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let folder = absolute
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok(SeriesFile {
+        path: path.to_path_buf(),
+        folder,
+        resource,
+    })
+}
+
+/// Parses YAML holding exactly one `SimulationSeries` (other kinds in the stream are skipped).
+pub fn parse(text: &str) -> Result<SimulationSeries, String> {
+    let mut found = Vec::new();
+    for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let value = serde_yaml_ng::Value::deserialize(document)
+            .map_err(|e| format!("document {}: not valid YAML: {e}", index + 1))?;
+        if value.is_null() {
+            continue;
+        }
+        let kind = value.get("kind").and_then(|k| k.as_str());
+        let api_version = value.get("apiVersion").and_then(|k| k.as_str());
+        if kind != Some(KIND) {
+            continue;
+        }
+        if api_version != Some(API_VERSION) {
+            return Err(format!(
+                "document {}: apiVersion is {:?}; this version of simseries reads {API_VERSION}",
+                index + 1,
+                api_version.unwrap_or("")
+            ));
+        }
+        let resource: SimulationSeries = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            format!("document {}: {path}: {}", index + 1, e.into_inner())
+        })?;
+        found.push(resource);
+    }
+    match found.len() {
+        1 => Ok(found.pop().expect("one resource")),
+        0 => Err(format!(
+            "no {KIND} found; the file needs `apiVersion: {API_VERSION}` and `kind: {KIND}`"
+        )),
+        n => Err(format!(
+            "{n} {KIND} documents found; give a file with exactly one"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "
+apiVersion: simseries.io/v1alpha1
+kind: SimulationSeries
+metadata: {name: s}
+spec:
+  context: {workingLocation: w, manifestLocation: m, templateLocation: t, vcpus: 1, memory: 512}
+  series:
+    name: S
+    manifestKey: manifest.csv
+    templateKey: template.xml
+    seeds: [0, 1]
+    conditions: [{key: A, rate: 1.0, n: 2, flag: true}]
+    extensions: [CELLS.tar.xz]
+  parameters: {model: ARCADE, retries: 1, retryDelay: 5}
+";
+
+    #[test]
+    fn reads_defaults_and_keeps_number_types() {
+        let s = parse(MINIMAL).unwrap();
+        let p = &s.spec.parameters;
+        assert_eq!(
+            (p.seeds_per_job, p.terminate_jobs, p.save_logs, p.clean_jobs),
+            (1, true, true, true)
+        );
+        assert_eq!(p.log_filter, "");
+        assert!(s.spec.series.inits.is_empty());
+        assert!(s.spec.series.groups.is_none());
+        let params = &s.spec.series.conditions[0].parameters;
+        assert!(params["rate"].is_f64());
+        assert!(params["n"].is_i64());
+        assert_eq!(params["flag"], serde_json::Value::Bool(true));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let bad = MINIMAL.replace("retries: 1", "retries: many");
+        let err = parse(&bad).unwrap_err();
+        assert!(err.contains("spec.parameters.retries"), "{err}");
+        let bad = MINIMAL.replace("vcpus: 1, ", "");
+        let err = parse(&bad).unwrap_err();
+        assert!(
+            err.contains("spec.context") && err.contains("vcpus"),
+            "{err}"
+        );
+        let bad = MINIMAL.replace("seeds: [0, 1]", "seeds: [0, -1]");
+        let err = parse(&bad).unwrap_err();
+        assert!(err.contains("spec.series.seeds[1]"), "{err}");
+    }
+
+    #[test]
+    fn other_kinds_are_skipped_and_versions_checked() {
+        let multi =
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x}}\n---\n{MINIMAL}");
+        assert_eq!(parse(&multi).unwrap().spec.series.name, "S");
+        let wrong = MINIMAL.replace("v1alpha1", "v2");
+        assert!(parse(&wrong).unwrap_err().contains("apiVersion"));
+        assert!(
+            parse("kind: Pod\n")
+                .unwrap_err()
+                .contains("no SimulationSeries")
+        );
+        let twice = format!("{MINIMAL}\n---\n{MINIMAL}");
+        assert!(parse(&twice).unwrap_err().contains("exactly one"));
+    }
+}

@@ -1,0 +1,146 @@
+//! One small storage interface over a location, with a local-folder and an S3 implementation.
+//!
+//! Keys are `/`-separated and relative to the location's root. Both implementations map their
+//! failures onto [`StorageError`], whose message names the full address and what to check.
+
+mod local;
+mod s3;
+
+use std::fmt;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+
+use crate::location::Location;
+
+pub use local::LocalStorage;
+pub use s3::{S3Options, S3Storage};
+
+/// Writes and copies run this many at a time unless told otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 32;
+
+/// What went wrong, in terms a user can act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageErrorKind {
+    NotFound,
+    NoSuchBucket,
+    AccessDenied,
+    Unreachable,
+    Throttled,
+    Other,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub struct StorageError {
+    pub kind: StorageErrorKind,
+    /// Full address of the object or prefix (`s3://bucket/key` or a path).
+    pub url: String,
+    pub detail: String,
+}
+
+impl StorageError {
+    pub fn new(kind: StorageErrorKind, url: impl Into<String>, detail: impl Into<String>) -> Self {
+        StorageError {
+            kind,
+            url: url.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.kind == StorageErrorKind::NotFound
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            StorageErrorKind::NotFound => "not found",
+            StorageErrorKind::NoSuchBucket => {
+                "the bucket does not exist; check the bucket name of the location"
+            }
+            StorageErrorKind::AccessDenied => {
+                "access denied; check the AWS credentials and the bucket policy"
+            }
+            StorageErrorKind::Unreachable => {
+                "the storage endpoint cannot be reached; check the network, AWS_ENDPOINT_URL and the region"
+            }
+            StorageErrorKind::Throttled => "the storage service throttled the request; try again",
+            StorageErrorKind::Other => "storage error",
+        };
+        write!(f, "{}: {what}", self.url)?;
+        if !self.detail.is_empty() {
+            write!(f, " ({})", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// Read, write, list, copy and test objects below one location.
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// The location this storage serves.
+    fn location(&self) -> &Location;
+
+    /// The whole object.
+    fn read<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StorageResult<Vec<u8>>>;
+
+    /// Creates or replaces the object (locally through a temporary file and a rename, so a
+    /// reader never sees half a file).
+    fn write<'a>(&'a self, key: &'a str, body: Vec<u8>) -> BoxFuture<'a, StorageResult<()>>;
+
+    /// Keys of the objects whose key starts with `prefix`, a page at a time.
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxStream<'a, StorageResult<Vec<String>>>;
+
+    /// Copies an object inside the location (server-side on S3).
+    fn copy<'a>(&'a self, from: &'a str, to: &'a str) -> BoxFuture<'a, StorageResult<()>>;
+
+    /// Whether the object exists.
+    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StorageResult<bool>>;
+
+    /// Checks the location can be reached (the bucket exists and is readable); a local folder
+    /// that does not exist yet is fine, since writing creates it.
+    fn probe(&self) -> BoxFuture<'_, StorageResult<()>>;
+}
+
+/// Opens the storage of a location.
+pub async fn open(location: &Location, s3: &S3Options) -> Arc<dyn Storage> {
+    match location {
+        Location::Local(root) => Arc::new(LocalStorage::new(root.clone())),
+        Location::S3 { .. } => Arc::new(S3Storage::connect(location.clone(), s3).await),
+    }
+}
+
+/// Every key below `prefix`, all pages.
+pub async fn list_all(storage: &dyn Storage, prefix: &str) -> StorageResult<Vec<String>> {
+    let pages: Vec<Vec<String>> = storage.list(prefix).try_collect().await?;
+    Ok(pages.into_iter().flatten().collect())
+}
+
+/// Writes every object, at most `concurrency` at a time; stops at the first error.
+pub async fn write_all(
+    storage: &dyn Storage,
+    objects: Vec<(String, Vec<u8>)>,
+    concurrency: usize,
+) -> StorageResult<()> {
+    futures::stream::iter(objects)
+        .map(|(key, body)| async move { storage.write(&key, body).await })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<()>()
+        .await
+}
+
+/// Copies every `(from, to)` pair, at most `concurrency` at a time; stops at the first error.
+pub async fn copy_all(
+    storage: &dyn Storage,
+    pairs: Vec<(String, String)>,
+    concurrency: usize,
+) -> StorageResult<()> {
+    futures::stream::iter(pairs)
+        .map(|(from, to)| async move { storage.copy(&from, &to).await })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<()>()
+        .await
+}

@@ -1,0 +1,297 @@
+//! An S3 bucket (and optional prefix) as storage, on aws-sdk-s3.
+//!
+//! Credentials, region and endpoint come from aws-config, so `AWS_ENDPOINT_URL`, profiles and
+//! IRSA work as with any AWS tool. S3-compatible servers usually need path-style addressing.
+
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{BehaviorVersion, Region};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+
+use super::{Storage, StorageError, StorageErrorKind, StorageResult};
+use crate::location::Location;
+
+/// How to reach S3.
+#[derive(Clone, Debug, Default)]
+pub struct S3Options {
+    /// Address buckets as `endpoint/bucket/key` instead of `bucket.endpoint/key` (moto, MinIO).
+    pub force_path_style: bool,
+    /// Region to use when the environment names none (`AWS_REGION`, profile).
+    pub fallback_region: Option<String>,
+}
+
+impl S3Options {
+    /// A client from the environment's AWS configuration.
+    pub async fn client(&self) -> Client {
+        let shared = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let region = shared
+            .region()
+            .cloned()
+            .or_else(|| self.fallback_region.clone().map(Region::new))
+            .unwrap_or_else(|| Region::from_static("us-east-1"));
+        let config = aws_sdk_s3::config::Builder::from(&shared)
+            .region(region)
+            .force_path_style(self.force_path_style)
+            .retry_config(RetryConfig::standard().with_max_attempts(5))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(120))
+                    .build(),
+            )
+            .build();
+        Client::from_conf(config)
+    }
+}
+
+#[derive(Debug)]
+pub struct S3Storage {
+    location: Location,
+    bucket: String,
+    prefix: String,
+    client: Client,
+}
+
+impl S3Storage {
+    pub async fn connect(location: Location, options: &S3Options) -> Self {
+        Self::with_client(location, options.client().await)
+    }
+
+    /// # Panics
+    /// If `location` is not an S3 location.
+    pub fn with_client(location: Location, client: Client) -> Self {
+        let Location::S3 { bucket, prefix } = &location else {
+            panic!("S3Storage needs an s3:// location, got {location}");
+        };
+        S3Storage {
+            bucket: bucket.clone(),
+            prefix: prefix.clone(),
+            location,
+            client,
+        }
+    }
+
+    fn object_key(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}/{key}", self.prefix)
+        }
+    }
+
+    fn relative_key<'k>(&self, object_key: &'k str) -> &'k str {
+        if self.prefix.is_empty() {
+            object_key
+        } else {
+            object_key
+                .strip_prefix(&self.prefix)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .unwrap_or(object_key)
+        }
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        token: Option<String>,
+    ) -> StorageResult<(Vec<String>, Option<String>)> {
+        let output = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(self.object_key(prefix))
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|e| sdk_error(self.location.url_of(prefix), e))?;
+        let keys = output
+            .contents()
+            .iter()
+            .filter_map(|object| object.key())
+            .map(|key| self.relative_key(key).to_string())
+            .collect();
+        let next = if output.is_truncated().unwrap_or(false) {
+            output.next_continuation_token().map(str::to_string)
+        } else {
+            None
+        };
+        Ok((keys, next))
+    }
+}
+
+impl Storage for S3Storage {
+    fn location(&self) -> &Location {
+        &self.location
+    }
+
+    fn read<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StorageResult<Vec<u8>>> {
+        async move {
+            let url = self.location.url_of(key);
+            let output = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(self.object_key(key))
+                .send()
+                .await
+                .map_err(|e| sdk_error(url.clone(), e))?;
+            let body = output.body.collect().await.map_err(|e| {
+                StorageError::new(StorageErrorKind::Unreachable, url, e.to_string())
+            })?;
+            Ok(body.into_bytes().to_vec())
+        }
+        .boxed()
+    }
+
+    fn write<'a>(&'a self, key: &'a str, body: Vec<u8>) -> BoxFuture<'a, StorageResult<()>> {
+        async move {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(self.object_key(key))
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .map_err(|e| sdk_error(self.location.url_of(key), e))?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxStream<'a, StorageResult<Vec<String>>> {
+        // State: Some(token) while pages remain; the first page has no token.
+        futures::stream::unfold(Some(None), move |state| async move {
+            let token = state?;
+            match self.list_page(prefix, token).await {
+                Ok((keys, Some(next))) => Some((Ok(keys), Some(Some(next)))),
+                Ok((keys, None)) => Some((Ok(keys), None)),
+                Err(err) => Some((Err(err), None)),
+            }
+        })
+        .boxed()
+    }
+
+    fn copy<'a>(&'a self, from: &'a str, to: &'a str) -> BoxFuture<'a, StorageResult<()>> {
+        async move {
+            let source = format!("{}/{}", self.bucket, encode_key(&self.object_key(from)));
+            self.client
+                .copy_object()
+                .bucket(&self.bucket)
+                .key(self.object_key(to))
+                .copy_source(source)
+                .send()
+                .await
+                .map_err(|e| sdk_error(self.location.url_of(from), e))?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StorageResult<bool>> {
+        async move {
+            match self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(self.object_key(key))
+                .send()
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(err) => {
+                    let err = sdk_error(self.location.url_of(key), err);
+                    if err.is_not_found() {
+                        Ok(false)
+                    } else {
+                        Err(err)
+                    }
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn probe(&self) -> BoxFuture<'_, StorageResult<()>> {
+        async move {
+            self.client
+                .head_bucket()
+                .bucket(&self.bucket)
+                .send()
+                .await
+                .map_err(|e| {
+                    let mut err = sdk_error(self.location.to_string(), e);
+                    // HeadBucket answers 404 without a body: the bucket itself is missing.
+                    if err.kind == StorageErrorKind::NotFound {
+                        err.kind = StorageErrorKind::NoSuchBucket;
+                    }
+                    err
+                })?;
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// Maps an SDK failure onto what the user can act on.
+fn sdk_error<E>(
+    url: String,
+    err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> StorageError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let kind = match &err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => StorageErrorKind::Unreachable,
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            match (service.err().code(), status) {
+                (Some("NoSuchBucket"), _) => StorageErrorKind::NoSuchBucket,
+                (Some("NoSuchKey" | "NotFound"), _) | (_, 404) => StorageErrorKind::NotFound,
+                (Some("AccessDenied" | "Forbidden" | "InvalidAccessKeyId"), _) | (_, 403) => {
+                    StorageErrorKind::AccessDenied
+                }
+                (Some("SlowDown" | "Throttling" | "ThrottlingException"), _) | (_, 429 | 503) => {
+                    StorageErrorKind::Throttled
+                }
+                _ => StorageErrorKind::Other,
+            }
+        }
+        _ => StorageErrorKind::Other,
+    };
+    let detail = match kind {
+        StorageErrorKind::NotFound => String::new(),
+        _ => DisplayErrorContext(&err).to_string(),
+    };
+    StorageError::new(kind, url, detail)
+}
+
+/// Percent-encodes a key for `x-amz-copy-source`, keeping `/` and unreserved characters.
+fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for byte in key.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~/".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode_key;
+
+    #[test]
+    fn copy_sources_are_percent_encoded() {
+        assert_eq!(encode_key("a/b c+d.json"), "a/b%20c%2Bd.json");
+        assert_eq!(encode_key("S/2024-01-01/x_0.xml"), "S/2024-01-01/x_0.xml");
+    }
+}
