@@ -54,7 +54,8 @@ impl Location {
             Some(base) if path.is_relative() => base.join(path),
             _ => path.to_path_buf(),
         };
-        Ok(Location::Local(path))
+        // Drops `.` parts, so `manifestLocation: .` reads as the spec's folder in messages.
+        Ok(Location::Local(path.components().collect()))
     }
 
     pub fn is_s3(&self) -> bool {
@@ -119,6 +120,8 @@ mod tests {
     fn relative_local_folders_resolve_against_the_spec_folder() {
         let loc = Location::parse("working", Some(Path::new("/tmp/series"))).unwrap();
         assert_eq!(loc, Location::Local(PathBuf::from("/tmp/series/working")));
+        let dot = Location::parse(".", Some(Path::new("/tmp/series"))).unwrap();
+        assert_eq!(dot, Location::Local(PathBuf::from("/tmp/series")));
         let abs = Location::parse("/data", Some(Path::new("/tmp/series"))).unwrap();
         assert_eq!(abs, Location::Local(PathBuf::from("/data")));
     }

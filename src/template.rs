@@ -99,7 +99,7 @@ fn template_error(name: &str, source: &str, err: &minijinja::Error) -> TemplateE
         .range()
         .and_then(|range| source.get(range))
         .map(|text| text.trim().to_string())
-        .filter(|text| !text.is_empty());
+        .filter(|text| !text.is_empty() && !message.contains(text.as_str()));
     TemplateError {
         template: name.to_string(),
         line: err.line(),

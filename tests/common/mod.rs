@@ -1,0 +1,105 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use simseries::spec::SimulationSeries;
+
+/// A small valid series in YAML; tests edit it with `str::replace`.
+pub const SERIES: &str = "
+apiVersion: simseries.io/v1alpha1
+kind: SimulationSeries
+metadata: {name: s}
+spec:
+  context: {workingLocation: working, manifestLocation: ., templateLocation: ., vcpus: 1, memory: 512}
+  series:
+    name: S
+    manifestKey: manifest.csv
+    templateKey: template.xml
+    seeds: [0, 1, 2, 3]
+    conditions:
+    - {key: A, group: G, rate: 1.0}
+    - {key: B, group: G, rate: 0.5}
+    - {key: C, group: H, rate: 2.0}
+    extensions: [CELLS.tar.xz, LOCATIONS.tar.xz]
+    inits:
+    - {name: INIT, key: K, group: G, seeds: [1, 2], extensions: [CELLS.json]}
+    groups: {G: '', H: ''}
+  parameters: {model: ARCADE, retries: 1, retryDelay: 5, seedsPerJob: 2}
+";
+
+pub fn series(yaml: &str) -> SimulationSeries {
+    simseries::specfile::parse(yaml).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A manifest with a complete row pair for each run key given.
+pub fn manifest(complete: &[&str], partial: &[&str]) -> String {
+    let mut csv = String::from("KEY,EXTENSION,LOCATION,FULL_KEY\n");
+    for key in complete {
+        for ext in ["CELLS.tar.xz", "LOCATIONS.tar.xz"] {
+            csv.push_str(&format!("{key},{ext},s3://b,x/{key}.{ext}\n"));
+        }
+    }
+    for key in partial {
+        csv.push_str(&format!("{key},CELLS.tar.xz,s3://b,x/{key}.CELLS.tar.xz\n"));
+    }
+    csv
+}
+
+pub mod moto;
+
+use std::path::{Path, PathBuf};
+
+/// A fresh temporary folder for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir =
+        std::env::temp_dir().join(format!("simseries-test-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Copies a folder tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Files below `dir`, as sorted relative paths.
+pub fn files_below(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Runs the simseries binary.
+pub fn simseries(args: &[&str], env: &[(&str, String)]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_simseries"));
+    command.args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("the simseries binary runs")
+}

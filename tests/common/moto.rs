@@ -1,0 +1,116 @@
+//! A real moto server for the tests: the one `scripts/test.sh` started (SIMSERIES_MOTO_URL), or
+//! one started here from `moto_server` on the PATH. A watchdog shell stops it when the test
+//! process ends, however it ends.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub struct Moto {
+    pub endpoint: String,
+    watchdog: Option<Child>,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.watchdog {
+            // SIGTERM lets the watchdog's trap stop moto; SIGKILL would orphan it.
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The moto server shared by a test binary.
+pub fn shared() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| match std::env::var("SIMSERIES_MOTO_URL") {
+        Ok(url) if !url.is_empty() => Moto {
+            endpoint: url.trim_end_matches('/').to_string(),
+            watchdog: None,
+        },
+        _ => start(&[]),
+    })
+}
+
+/// Starts a moto server of this test's own (e.g. with other environment variables).
+pub fn start(env: &[(&str, &str)]) -> Moto {
+    let binary = std::env::var("SIMSERIES_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = format!(
+        "{binary} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+         trap 'kill $m 2>/dev/null; exit 0' EXIT TERM INT; \
+         while kill -0 $PPID 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done"
+    );
+    let mut command = Command::new("sh");
+    command.arg("-c").arg(&script).stdin(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut watchdog = command.spawn().expect("sh starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(_)) = watchdog.try_wait() {
+            panic!(
+                "moto_server did not start. Run the tests with scripts/test.sh, or install moto \
+                 (pip install 'moto[server]') so that `{binary}` is on the PATH"
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not listen on port {port} within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        watchdog: Some(watchdog),
+    }
+}
+
+impl Moto {
+    /// Environment for a child process (the simseries binary) to talk to this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("SIMSERIES_S3_PATH_STYLE", "true".into()),
+        ]
+    }
+
+    /// An S3 client for this server, configured without touching the process environment.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ))
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// Creates a bucket with a name unique to this test run.
+    pub async fn bucket(&self, name: &str) -> String {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let bucket = format!("{name}-{}-{n}", std::process::id());
+        self.s3()
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
+        bucket
+    }
+}
