@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs moto into .venv (once), starts a moto server on
+# 127.0.0.1 for the tests that talk to S3, runs `cargo test`, and stops the server.
+# Extra arguments go to `cargo test`, e.g. `scripts/test.sh --test s3`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv="${SIMSERIES_VENV:-.venv}"
+moto_version="5.2.1"
+if ! "$venv/bin/moto_server" --help >/dev/null 2>&1; then
+    echo "installing moto $moto_version into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$moto_version"
+fi
+export PATH="$PWD/$venv/bin:$PATH"
+export SIMSERIES_MOTO_SERVER="$PWD/$venv/bin/moto_server"
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p target
+moto_server -H 127.0.0.1 -p "$port" >target/moto.log 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+    if curl -sf "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then break; fi
+    if ! kill -0 "$moto_pid" 2>/dev/null; then
+        echo "moto_server failed to start; see target/moto.log" >&2
+        exit 1
+    fi
+    sleep 0.2
+done
+export SIMSERIES_MOTO_URL="http://127.0.0.1:$port"
+echo "moto server on $SIMSERIES_MOTO_URL" >&2
+
+cargo test "$@"
