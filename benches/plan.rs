@@ -65,6 +65,7 @@ fn spec(seeds_per_job: u32) -> SimulationSeriesSpec {
         parameters: Parameters {
             model: "ARCADE".into(),
             image: None,
+            command: None,
             retries: 1,
             retry_delay: 1,
             seeds_per_job,

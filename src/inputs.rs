@@ -65,7 +65,7 @@ pub fn render_inputs(
     let mut rendered = Vec::new();
     for group in &plan.groups {
         for (index, input) in group.inputs.iter().enumerate() {
-            let key = plan.folder.input(&group.key, index);
+            let key = group.input_key(&plan.folder, index);
             let context = match input {
                 Input::Ranges(ranges) => {
                     let entries: Vec<Value> = ranges

@@ -19,6 +19,27 @@ pub fn group_key(series: &str, group: &str) -> String {
     }
 }
 
+/// AWS Batch's largest array job; a group with more inputs is split into several jobs.
+pub const MAX_ARRAY_SIZE: usize = 10_000;
+
+/// `FILE_SET_NAME` of the `part`-th job of a group: the group key for the first, then
+/// `{groupKey}-part{n}`, so each job's children read inputs named after their own file set.
+pub fn file_set_name(group_key: &str, part: usize) -> String {
+    if part == 0 {
+        group_key.to_string()
+    } else {
+        format!("{group_key}-part{part}")
+    }
+}
+
+/// Job (and job definition) name: `{user}_{fileSetName}`, or the file set name without a user.
+pub fn job_name(user: Option<&str>, file_set_name: &str) -> String {
+    match user {
+        Some(user) => format!("{user}_{file_set_name}"),
+        None => file_set_name.to_string(),
+    }
+}
+
 /// `{init}/inits/inits.{MODEL}/{init}_{key}.{ext}`: an init file in the working location.
 pub fn init_source(init_name: &str, model: &str, init_key: &str, extension: &str) -> String {
     format!(
@@ -69,6 +90,22 @@ impl DatedFolder {
     /// `{name}/{date}/logs/`.
     pub fn logs(&self) -> String {
         format!("{}logs/", self.root())
+    }
+
+    /// `{name}/{date}/logs/{fileSetName}_{index}.log`: safe on every filesystem and S3.
+    pub fn log(&self, file_set_name: &str, index: usize) -> String {
+        format!("{}logs/{file_set_name}_{index}.log", self.root())
+    }
+
+    /// `{name}/{date}/simseries/`: simseries' own files of the pass (records, local job
+    /// scaffolding).
+    pub fn scaffolding(&self) -> String {
+        format!("{}simseries/", self.root())
+    }
+
+    /// `{name}/{date}/simseries/pass-{n}.json`: the per-child record of a pass.
+    pub fn pass_record(&self, pass: u32) -> String {
+        format!("{}simseries/pass-{pass}.json", self.root())
     }
 }
 
@@ -137,6 +174,15 @@ mod tests {
         );
         assert_eq!(folder.outputs(), "S/2024-03-05/outputs/");
         assert_eq!(folder.logs(), "S/2024-03-05/logs/");
+        assert_eq!(
+            folder.log("S_A-part1", 7),
+            "S/2024-03-05/logs/S_A-part1_7.log"
+        );
+        assert_eq!(folder.pass_record(3), "S/2024-03-05/simseries/pass-3.json");
+        assert_eq!(file_set_name("S_A", 0), "S_A");
+        assert_eq!(file_set_name("S_A", 2), "S_A-part2");
+        assert_eq!(job_name(Some("alice"), "S_A"), "alice_S_A");
+        assert_eq!(job_name(None, "S_A"), "S_A");
     }
 
     #[test]

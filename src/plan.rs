@@ -77,6 +77,14 @@ impl Input {
             Input::Run { condition, seed } => vec![(*condition, *seed)],
         }
     }
+
+    /// Number of runs the input covers.
+    pub fn run_count(&self) -> usize {
+        match self {
+            Input::Ranges(ranges) => ranges.iter().map(|r| r.seed_count() as usize).sum(),
+            Input::Run { .. } => 1,
+        }
+    }
 }
 
 /// Consecutive seeds `start..=end` of one condition.
@@ -98,6 +106,50 @@ impl SeedRange {
 pub struct InitCopy {
     pub source: String,
     pub target: String,
+}
+
+/// One job of a group: a consecutive slice of the group's inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedJob {
+    /// `FILE_SET_NAME` of the job (see [`layout::file_set_name`]).
+    pub file_set_name: String,
+    /// Index of the job's first input among the group's inputs.
+    pub first_input: usize,
+    /// Number of inputs (array children).
+    pub array_size: usize,
+    /// Runs the job covers.
+    pub runs: usize,
+}
+
+impl GroupPlan {
+    /// The jobs of the group: slices of at most [`layout::MAX_ARRAY_SIZE`] inputs.
+    pub fn jobs(&self) -> Vec<PlannedJob> {
+        self.inputs
+            .chunks(layout::MAX_ARRAY_SIZE)
+            .enumerate()
+            .map(|(part, inputs)| PlannedJob {
+                file_set_name: layout::file_set_name(&self.key, part),
+                first_input: part * layout::MAX_ARRAY_SIZE,
+                array_size: inputs.len(),
+                runs: inputs.iter().map(Input::run_count).sum(),
+            })
+            .collect()
+    }
+
+    /// The file set and array index that read input `index` of the group.
+    pub fn input_slot(&self, index: usize) -> (String, usize) {
+        let part = index / layout::MAX_ARRAY_SIZE;
+        (
+            layout::file_set_name(&self.key, part),
+            index % layout::MAX_ARRAY_SIZE,
+        )
+    }
+
+    /// Key of input `index` in the working location.
+    pub fn input_key(&self, folder: &DatedFolder, index: usize) -> String {
+        let (file_set_name, slot) = self.input_slot(index);
+        folder.input(&file_set_name, slot)
+    }
 }
 
 impl Plan {

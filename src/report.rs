@@ -170,7 +170,7 @@ fn group_document(
             .iter()
             .enumerate()
             .map(|(index, input)| InputDocument {
-                path: folder.input(&group.key, index),
+                path: group.input_key(folder, index),
                 runs: input
                     .runs()
                     .into_iter()
@@ -266,7 +266,7 @@ pub fn plan_table(
         for (index, input) in group.inputs.iter().enumerate().take(TABLE_LIST_LIMIT) {
             out.push_str(&format!(
                 "  input {}  {}\n",
-                plan.folder.input(&group.key, index),
+                group.input_key(&plan.folder, index),
                 describe_input(spec, input)
             ));
         }

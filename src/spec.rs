@@ -233,6 +233,11 @@ pub struct Parameters {
     /// registry (`registry.example.com/arcade:1`) is used as given. Required on AWS Batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Local runs only: the model as a command (program and arguments) to run directly for each
+    /// input, in the folder of the spec file, when no container engine runs `image`. It gets
+    /// the container contract's environment plus the real paths (see the README).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
     /// How many times the jobs are polled, `retryDelay` seconds apart, before stragglers are
     /// terminated.
     #[schemars(range(min = 0))]

@@ -107,9 +107,15 @@ pub struct Pass {
     /// Polls so far.
     #[serde(default)]
     pub attempts: u32,
-    /// When the next poll is due.
+    /// When the next poll (or retry of a failed call) is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_poll_at: Option<Time>,
+    /// Failed calls in a row (throttling, network); reset by the next success.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consecutive_errors: u32,
+    /// The last failure of the pass, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
     /// Key of the pass record (per-child detail) in the working location.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<String>,
@@ -147,6 +153,9 @@ pub struct JobRecord {
     pub file_set_name: String,
     /// Number of array children (1: a plain job).
     pub array_size: u32,
+    /// Runs the job covers (more than `arraySize` when ARCADE packs seeds).
+    #[serde(default)]
+    pub runs: u32,
     /// Job ID once submitted; absent while only the intent to submit is recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -182,7 +191,7 @@ pub struct StatusSummary {
 }
 
 /// Where the saved logs of a group are.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LogRecord {
     /// Folder of the logs in the working location (`{name}/{date}/logs/`).
@@ -192,4 +201,8 @@ pub struct LogRecord {
     /// Keys of the saved logs while they are few; past that, the pass record holds them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

@@ -175,6 +175,19 @@ pub fn validate(spec: &SimulationSeriesSpec) -> Result<ValidSeries<'_>, SpecErro
     if parameters.seeds_per_job == 0 {
         errors.push("spec.parameters.seedsPerJob", "must be at least 1");
     }
+    if let Some(command) = &parameters.command
+        && command
+            .first()
+            .is_none_or(|program| program.trim().is_empty())
+    {
+        errors.push(
+            "spec.parameters.command",
+            "the command is empty; give the program and its arguments, e.g. [sh, model.sh]",
+        );
+    }
+    if let Err(e) = crate::logfilter::LogFilter::parse(&parameters.log_filter) {
+        errors.push("spec.parameters.logFilter", e.to_string());
+    }
     let context = &spec.context;
     if context.vcpus == 0 {
         errors.push("spec.context.vcpus", "must be at least 1");

@@ -1,0 +1,626 @@
+//! The decision function as plain data: every phase transition of a pass.
+
+mod common;
+
+use common::{SERIES, series};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use simseries::reconcile::{
+    Action, Decision, Event, Failure, GroupLogs, JobObservation, Observation, PlanOutcome,
+    PlannedGroup, PlannedJobRecord, decide,
+};
+use simseries::spec::SimulationSeriesSpec;
+use simseries::status::{LogRecord, Phase, RunCounts, SimulationSeriesStatus, StatusSummary};
+
+fn spec(edit: &[(&str, &str)]) -> SimulationSeriesSpec {
+    let mut yaml = SERIES.replace("retries: 1, retryDelay: 5", "retries: 3, retryDelay: 60");
+    for (from, to) in edit {
+        assert!(yaml.contains(from), "{from}");
+        yaml = yaml.replace(from, to);
+    }
+    series(&yaml).spec
+}
+
+fn t0() -> Timestamp {
+    "2024-06-01T12:00:00Z".parse().unwrap()
+}
+
+fn at(seconds: i64) -> Timestamp {
+    t0() + SignedDuration::from_secs(seconds)
+}
+
+/// Drives `decide` and keeps the status, as a driver does.
+struct Driver {
+    spec: SimulationSeriesSpec,
+    status: SimulationSeriesStatus,
+    generation: i64,
+    rerun: Option<String>,
+}
+
+impl Driver {
+    fn new(spec: SimulationSeriesSpec) -> Self {
+        Driver {
+            spec,
+            status: SimulationSeriesStatus::default(),
+            generation: 1,
+            rerun: None,
+        }
+    }
+
+    fn step(&mut self, now: Timestamp, event: Event) -> Action {
+        let Decision { status, action } = decide(
+            &self.spec,
+            &self.status,
+            &Observation {
+                now,
+                generation: self.generation,
+                rerun: self.rerun.clone(),
+                event,
+            },
+        );
+        self.status = status;
+        action
+    }
+
+    fn phase(&self) -> Phase {
+        self.status.pass.as_ref().unwrap().phase
+    }
+
+    fn condition(&self, kind: &str) -> (String, String) {
+        let c = self
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == kind)
+            .unwrap();
+        (c.status.clone(), c.reason.clone())
+    }
+
+    /// Plans two groups (two jobs in the first), writes, copies, registers and submits.
+    fn submit_all(&mut self) {
+        assert_eq!(self.step(t0(), Event::Resumed), Action::Plan);
+        assert_eq!(
+            self.step(t0(), Event::Planned(Ok(outcome()))),
+            Action::WriteInputs
+        );
+        assert_eq!(
+            self.step(t0(), Event::InputsWritten(Ok(()))),
+            Action::CopyInits
+        );
+        assert_eq!(
+            self.step(t0(), Event::InitsCopied(Ok(()))),
+            Action::Register { group: 0 }
+        );
+        assert_eq!(self.phase(), Phase::Submitting);
+        assert_eq!(
+            self.step(
+                t0(),
+                Event::Registered {
+                    group: 0,
+                    result: Ok("def-g".into())
+                }
+            ),
+            Action::Submit { group: 0, job: 0 }
+        );
+        assert_eq!(
+            self.step(
+                t0(),
+                Event::Submitted {
+                    group: 0,
+                    job: 0,
+                    result: Ok("id-1".into())
+                }
+            ),
+            Action::Submit { group: 0, job: 1 }
+        );
+        assert_eq!(
+            self.step(
+                t0(),
+                Event::Submitted {
+                    group: 0,
+                    job: 1,
+                    result: Ok("id-2".into())
+                }
+            ),
+            Action::Register { group: 1 }
+        );
+        assert_eq!(
+            self.step(
+                t0(),
+                Event::Registered {
+                    group: 1,
+                    result: Ok("def-h".into())
+                }
+            ),
+            Action::Submit { group: 1, job: 0 }
+        );
+        assert_eq!(
+            self.step(
+                t0(),
+                Event::Submitted {
+                    group: 1,
+                    job: 0,
+                    result: Ok("id-3".into())
+                }
+            ),
+            Action::Wait { until: at(60) }
+        );
+        assert_eq!(self.phase(), Phase::Running);
+        assert_eq!(self.status.active_jobs, 3);
+    }
+}
+
+fn job(name: &str, size: u32) -> PlannedJobRecord {
+    PlannedJobRecord {
+        name: name.into(),
+        file_set_name: name.into(),
+        array_size: size,
+        runs: size * 2,
+    }
+}
+
+fn outcome() -> PlanOutcome {
+    PlanOutcome {
+        date: "2024-06-01".into(),
+        counts: RunCounts {
+            total: 12,
+            complete: 4,
+            missing: 6,
+            incomplete: 2,
+        },
+        groups: vec![
+            PlannedGroup {
+                group: "G".into(),
+                group_key: "S_G".into(),
+                jobs: vec![job("S_G", 3), job("S_G-part1", 1)],
+            },
+            PlannedGroup {
+                group: "H".into(),
+                group_key: "S_H".into(),
+                jobs: vec![job("S_H", 2)],
+            },
+        ],
+        record: "S/2024-06-01/simseries/pass-1.json".into(),
+    }
+}
+
+fn observed(id: &str, state: &str, succeeded: u32, failed: u32, running: u32) -> JobObservation {
+    JobObservation {
+        id: id.into(),
+        state: state.into(),
+        summary: StatusSummary {
+            succeeded,
+            failed,
+            running,
+            ..Default::default()
+        },
+    }
+}
+
+fn all_running() -> Event {
+    Event::Polled(Ok(vec![
+        observed("id-1", "RUNNING", 1, 0, 2),
+        observed("id-2", "RUNNING", 0, 0, 1),
+        observed("id-3", "RUNNABLE", 0, 0, 0),
+    ]))
+}
+
+fn logs() -> Event {
+    Event::LogsCollected(Ok(vec![GroupLogs {
+        group: "G".into(),
+        record: LogRecord {
+            folder: "S/2024-06-01/logs/".into(),
+            count: 4,
+            keys: vec!["S/2024-06-01/logs/S_G_0.log".into()],
+        },
+    }]))
+}
+
+fn recounted(complete: u64) -> Event {
+    Event::Recounted(Ok(RunCounts {
+        total: 12,
+        complete,
+        missing: 12 - complete,
+        incomplete: 0,
+    }))
+}
+
+#[test]
+fn a_new_series_starts_a_pass_by_planning() {
+    let mut d = Driver::new(spec(&[]));
+    assert_eq!(d.step(t0(), Event::Resumed), Action::Plan);
+    let pass = d.status.pass.as_ref().unwrap();
+    assert_eq!(
+        (pass.number, pass.generation, pass.phase),
+        (1, 1, Phase::Planning)
+    );
+    assert_eq!(d.status.observed_generation, Some(1));
+    assert_eq!(d.status.phase, Some(Phase::Planning));
+    assert_eq!(d.condition("Reconciling").0, "True");
+    assert_eq!(d.condition("Ready").0, "False");
+}
+
+#[test]
+fn nothing_missing_completes_without_submitting() {
+    let mut d = Driver::new(spec(&[]));
+    d.step(t0(), Event::Resumed);
+    let nothing = PlanOutcome {
+        groups: vec![PlannedGroup {
+            group: "G".into(),
+            group_key: "S_G".into(),
+            jobs: vec![],
+        }],
+        counts: RunCounts {
+            total: 12,
+            complete: 12,
+            missing: 0,
+            incomplete: 0,
+        },
+        ..outcome()
+    };
+    assert_eq!(d.step(t0(), Event::Planned(Ok(nothing))), Action::Done);
+    assert_eq!(d.phase(), Phase::Complete);
+    assert_eq!(d.status.progress.as_deref(), Some("12/12"));
+    assert_eq!(d.condition("Ready"), ("True".into(), "PassComplete".into()));
+    assert_eq!(d.condition("Reconciling").0, "False");
+    // And a finished pass is never repeated: no action, status unchanged.
+    let before = d.status.clone();
+    assert_eq!(d.step(at(3600), Event::Resumed), Action::Done);
+    assert_eq!(d.status, before);
+}
+
+#[test]
+fn the_full_lifecycle_with_stragglers_terminated() {
+    let mut d = Driver::new(spec(&[]));
+    d.submit_all();
+    // Not yet time to poll.
+    assert_eq!(
+        d.step(at(30), Event::Resumed),
+        Action::Wait { until: at(60) }
+    );
+    assert_eq!(d.step(at(60), Event::Resumed), Action::Poll);
+    assert_eq!(
+        d.step(at(60), all_running()),
+        Action::Wait { until: at(120) }
+    );
+    assert_eq!(d.status.attempts, 1);
+    assert_eq!(d.step(at(120), Event::Resumed), Action::Poll);
+    assert_eq!(
+        d.step(at(120), all_running()),
+        Action::Wait { until: at(180) }
+    );
+    assert_eq!(d.step(at(180), Event::Resumed), Action::Poll);
+    // Third and last poll (retries: 3): id-2 finished, the others still run.
+    let last = Event::Polled(Ok(vec![
+        observed("id-1", "RUNNING", 2, 0, 1),
+        observed("id-2", "SUCCEEDED", 1, 0, 0),
+        observed("id-3", "RUNNING", 0, 0, 2),
+    ]));
+    assert_eq!(
+        d.step(at(180), last),
+        Action::Terminate {
+            jobs: vec!["id-1".into(), "id-3".into()]
+        }
+    );
+    assert_eq!(d.phase(), Phase::Terminating);
+    assert_eq!(d.status.attempts, 3);
+    assert_eq!(
+        d.step(
+            at(181),
+            Event::Terminated(Ok(vec!["id-1".into(), "id-3".into()]))
+        ),
+        Action::CollectLogs
+    );
+    assert_eq!(d.phase(), Phase::CollectingLogs);
+    assert_eq!(d.status.active_jobs, 0);
+    assert_eq!(d.step(at(182), logs()), Action::Clean);
+    assert_eq!(d.phase(), Phase::Cleaning);
+    let g = &d.status.pass.as_ref().unwrap().groups[0];
+    assert_eq!(g.logs.as_ref().unwrap().count, 4);
+    assert_eq!(d.step(at(183), Event::Cleaned(Ok(()))), Action::Recount);
+    assert_eq!(d.step(at(184), recounted(7)), Action::Done);
+    assert_eq!(d.phase(), Phase::Incomplete);
+    assert_eq!(d.status.progress.as_deref(), Some("7/12"));
+    let (stalled, reason) = d.condition("Stalled");
+    assert_eq!((stalled.as_str(), reason.as_str()), ("True", "RunsFailed"));
+    assert_eq!(d.condition("Ready").0, "False");
+    let pass = d.status.pass.as_ref().unwrap();
+    assert!(pass.groups[0].jobs[0].terminated && !pass.groups[0].jobs[1].terminated);
+    assert_eq!(pass.finished_at.as_ref().unwrap().0, at(184));
+}
+
+#[test]
+fn without_terminate_jobs_stragglers_are_left_running() {
+    let mut d = Driver::new(spec(&[
+        ("retries: 3", "retries: 1"),
+        ("seedsPerJob: 2", "seedsPerJob: 2, terminateJobs: false"),
+    ]));
+    d.submit_all();
+    d.step(at(60), Event::Resumed);
+    assert_eq!(d.step(at(60), all_running()), Action::CollectLogs);
+    let pass = d.status.pass.as_ref().unwrap();
+    assert!(
+        pass.groups
+            .iter()
+            .flat_map(|g| &g.jobs)
+            .all(|j| !j.terminated)
+    );
+    assert_eq!(d.step(at(61), logs()), Action::Clean);
+    d.step(at(62), Event::Cleaned(Ok(())));
+    d.step(at(63), recounted(4));
+    assert_eq!(d.phase(), Phase::Incomplete);
+}
+
+#[test]
+fn logs_and_cleaning_can_be_switched_off() {
+    let mut d = Driver::new(spec(&[(
+        "seedsPerJob: 2",
+        "seedsPerJob: 2, saveLogs: false, cleanJobs: false",
+    )]));
+    d.submit_all();
+    d.step(at(60), Event::Resumed);
+    let done = Event::Polled(Ok(vec![
+        observed("id-1", "SUCCEEDED", 3, 0, 0),
+        observed("id-2", "SUCCEEDED", 1, 0, 0),
+        observed("id-3", "SUCCEEDED", 2, 0, 0),
+    ]));
+    assert_eq!(d.step(at(60), done), Action::Recount);
+    assert_eq!(d.step(at(61), recounted(12)), Action::Done);
+    assert_eq!(d.phase(), Phase::Complete);
+    assert!(
+        d.status
+            .pass
+            .as_ref()
+            .unwrap()
+            .groups
+            .iter()
+            .all(|g| g.logs.is_none())
+    );
+    assert_eq!(d.condition("Ready").0, "True");
+
+    // Logs on, cleaning off: logs are collected, then straight to the recount.
+    let mut d = Driver::new(spec(&[(
+        "seedsPerJob: 2",
+        "seedsPerJob: 2, cleanJobs: false",
+    )]));
+    d.submit_all();
+    d.step(at(60), Event::Resumed);
+    let done = Event::Polled(Ok(vec![
+        observed("id-1", "SUCCEEDED", 3, 0, 0),
+        observed("id-2", "FAILED", 0, 1, 0),
+        observed("id-3", "SUCCEEDED", 2, 0, 0),
+    ]));
+    assert_eq!(d.step(at(60), done), Action::CollectLogs);
+    assert_eq!(d.step(at(61), logs()), Action::Recount);
+    d.step(at(62), recounted(10));
+    assert_eq!(
+        d.phase(),
+        Phase::Incomplete,
+        "a failed job makes the pass incomplete"
+    );
+}
+
+#[test]
+fn a_pass_ends_as_soon_as_every_job_finished() {
+    let mut d = Driver::new(spec(&[("retries: 3", "retries: 50")]));
+    d.submit_all();
+    d.step(at(60), Event::Resumed);
+    let done = Event::Polled(Ok(vec![
+        observed("id-1", "SUCCEEDED", 3, 0, 0),
+        observed("id-2", "SUCCEEDED", 1, 0, 0),
+        observed("id-3", "SUCCEEDED", 2, 0, 0),
+    ]));
+    assert_eq!(d.step(at(60), done), Action::CollectLogs);
+    assert_eq!(d.status.attempts, 1, "49 retries left unused");
+}
+
+#[test]
+fn zero_retries_still_poll_once() {
+    let mut d = Driver::new(spec(&[("retries: 3", "retries: 0")]));
+    d.submit_all();
+    assert_eq!(d.step(at(60), Event::Resumed), Action::Poll);
+    assert!(matches!(
+        d.step(at(60), all_running()),
+        Action::Terminate { .. }
+    ));
+}
+
+#[test]
+fn a_new_generation_starts_a_new_pass_only_after_the_active_one() {
+    let mut d = Driver::new(spec(&[]));
+    d.submit_all();
+    d.generation = 2;
+    // The active pass goes on.
+    assert_eq!(d.step(at(60), Event::Resumed), Action::Poll);
+    assert_eq!(d.status.pass.as_ref().unwrap().number, 1);
+    let done = Event::Polled(Ok(vec![
+        observed("id-1", "SUCCEEDED", 3, 0, 0),
+        observed("id-2", "SUCCEEDED", 1, 0, 0),
+        observed("id-3", "SUCCEEDED", 2, 0, 0),
+    ]));
+    d.step(at(60), done);
+    d.step(at(61), logs());
+    d.step(at(62), Event::Cleaned(Ok(())));
+    assert_eq!(d.step(at(63), recounted(12)), Action::Done);
+    assert_eq!(d.status.observed_generation, Some(1));
+    // Then the next step starts pass 2 for generation 2.
+    assert_eq!(d.step(at(64), Event::Resumed), Action::Plan);
+    let pass = d.status.pass.as_ref().unwrap();
+    assert_eq!((pass.number, pass.generation), (2, 2));
+    assert_eq!(d.status.observed_generation, Some(2));
+}
+
+#[test]
+fn a_changed_rerun_value_starts_a_new_pass() {
+    let mut d = Driver::new(spec(&[]));
+    d.step(t0(), Event::Resumed);
+    d.step(
+        t0(),
+        Event::Planned(Err(Failure::permanent(
+            "TemplateError",
+            "template t.xml line 3: undefined value",
+        ))),
+    );
+    assert_eq!(d.step(at(10), Event::Resumed), Action::Done);
+    d.rerun = Some("1".into());
+    assert_eq!(d.step(at(20), Event::Resumed), Action::Plan);
+    let pass = d.status.pass.as_ref().unwrap();
+    assert_eq!((pass.number, pass.rerun.as_deref()), (2, Some("1")));
+}
+
+#[test]
+fn a_pass_that_cannot_start_fails_with_the_reason() {
+    let mut d = Driver::new(spec(&[]));
+    d.step(t0(), Event::Resumed);
+    let action = d.step(
+        t0(),
+        Event::Planned(Err(Failure::permanent(
+            "TemplateError",
+            "template t.xml line 3: undefined value",
+        ))),
+    );
+    assert_eq!(action, Action::Done);
+    assert_eq!(d.phase(), Phase::Failed);
+    let stalled = d
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap();
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "TemplateError")
+    );
+    assert_eq!(stalled.message, "template t.xml line 3: undefined value");
+    assert_eq!(d.condition("Reconciling").0, "False");
+}
+
+#[test]
+fn transient_failures_back_off_and_recover() {
+    let mut d = Driver::new(spec(&[]));
+    d.submit_all();
+    d.step(at(60), Event::Resumed);
+    let throttled = || {
+        Event::Polled(Err(Failure::transient(
+            "Throttled",
+            "TooManyRequestsException",
+        )))
+    };
+    assert_eq!(d.step(at(60), throttled()), Action::Wait { until: at(65) });
+    assert_eq!(
+        d.step(at(62), Event::Resumed),
+        Action::Wait { until: at(65) }
+    );
+    assert_eq!(d.step(at(65), Event::Resumed), Action::Poll);
+    assert_eq!(d.step(at(65), throttled()), Action::Wait { until: at(75) });
+    let pass = d.status.pass.as_ref().unwrap();
+    assert_eq!(
+        (pass.consecutive_errors, pass.attempts),
+        (2, 0),
+        "failed polls are not attempts"
+    );
+    let reconciling = d
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Reconciling")
+        .unwrap();
+    assert!(
+        reconciling.message.contains("TooManyRequestsException"),
+        "{}",
+        reconciling.message
+    );
+    assert_eq!(d.step(at(75), Event::Resumed), Action::Poll);
+    assert_eq!(
+        d.step(at(75), all_running()),
+        Action::Wait { until: at(135) }
+    );
+    assert_eq!(d.status.pass.as_ref().unwrap().consecutive_errors, 0);
+}
+
+#[test]
+fn a_restart_resubmits_only_what_was_not_recorded() {
+    let mut d = Driver::new(spec(&[]));
+    d.step(t0(), Event::Resumed);
+    d.step(t0(), Event::Planned(Ok(outcome())));
+    // A restart in the middle of planning plans again.
+    assert_eq!(d.step(t0(), Event::Resumed), Action::Plan);
+    d.step(t0(), Event::Planned(Ok(outcome())));
+    d.step(t0(), Event::InputsWritten(Ok(())));
+    d.step(t0(), Event::InitsCopied(Ok(())));
+    d.step(
+        t0(),
+        Event::Registered {
+            group: 0,
+            result: Ok("def".into()),
+        },
+    );
+    d.step(
+        t0(),
+        Event::Submitted {
+            group: 0,
+            job: 0,
+            result: Ok("id-1".into()),
+        },
+    );
+    // The driver died before recording job 1: on restart only job 1 is submitted.
+    assert_eq!(
+        d.step(at(5), Event::Resumed),
+        Action::Submit { group: 0, job: 1 }
+    );
+    assert_eq!(
+        d.status.pass.as_ref().unwrap().groups[0].jobs[0]
+            .id
+            .as_deref(),
+        Some("id-1")
+    );
+}
+
+#[test]
+fn a_job_that_cannot_be_submitted_fails_alone() {
+    let mut d = Driver::new(spec(&[]));
+    d.step(t0(), Event::Resumed);
+    d.step(t0(), Event::Planned(Ok(outcome())));
+    d.step(t0(), Event::InputsWritten(Ok(())));
+    d.step(t0(), Event::InitsCopied(Ok(())));
+    d.step(
+        t0(),
+        Event::Registered {
+            group: 0,
+            result: Err(Failure::permanent("ClientException", "bad image")),
+        },
+    );
+    // Group G is given up; group H still runs.
+    assert_eq!(
+        d.status.pass.as_ref().unwrap().groups[0].jobs[0]
+            .state
+            .as_deref(),
+        Some("FAILED")
+    );
+    let action = d.step(t0(), Event::Resumed);
+    assert_eq!(action, Action::Register { group: 1 });
+}
+
+#[test]
+fn condition_transition_times_change_only_with_their_status() {
+    let mut d = Driver::new(spec(&[]));
+    d.step(t0(), Event::Resumed);
+    let reconciling = |d: &Driver| {
+        d.status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Reconciling")
+            .unwrap()
+            .last_transition_time
+            .0
+    };
+    assert_eq!(reconciling(&d), t0());
+    d.step(at(10), Event::Planned(Ok(outcome())));
+    d.step(at(20), Event::InputsWritten(Ok(())));
+    assert_eq!(reconciling(&d), t0(), "still True: unchanged");
+    d.step(
+        at(30),
+        Event::InitsCopied(Err(Failure::permanent("AccessDenied", "cannot write"))),
+    );
+    assert_eq!(reconciling(&d), at(30), "now False");
+    assert_eq!(d.phase(), Phase::Failed);
+}
