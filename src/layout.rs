@@ -92,9 +92,15 @@ impl DatedFolder {
         format!("{}logs/", self.root())
     }
 
-    /// `{name}/{date}/logs/{fileSetName}_{index}.log`: safe on every filesystem and S3.
-    pub fn log(&self, file_set_name: &str, index: usize) -> String {
-        format!("{}logs/{file_set_name}_{index}.log", self.root())
+    /// `{name}/{date}/logs/pass-{n}/`: the logs of one pass (a later pass on the same date
+    /// reuses input names, but never overwrites earlier logs).
+    pub fn pass_logs(&self, pass: u32) -> String {
+        format!("{}logs/pass-{pass}/", self.root())
+    }
+
+    /// `{name}/{date}/logs/pass-{n}/{fileSetName}_{index}.log`: safe on every filesystem and S3.
+    pub fn log(&self, pass: u32, file_set_name: &str, index: usize) -> String {
+        format!("{}{file_set_name}_{index}.log", self.pass_logs(pass))
     }
 
     /// `{name}/{date}/simseries/`: simseries' own files of the pass (records, local job
@@ -175,8 +181,8 @@ mod tests {
         assert_eq!(folder.outputs(), "S/2024-03-05/outputs/");
         assert_eq!(folder.logs(), "S/2024-03-05/logs/");
         assert_eq!(
-            folder.log("S_A-part1", 7),
-            "S/2024-03-05/logs/S_A-part1_7.log"
+            folder.log(2, "S_A-part1", 7),
+            "S/2024-03-05/logs/pass-2/S_A-part1_7.log"
         );
         assert_eq!(folder.pass_record(3), "S/2024-03-05/simseries/pass-3.json");
         assert_eq!(file_set_name("S_A", 0), "S_A");

@@ -1,6 +1,8 @@
 //! simseries: declarative parameter sweeps of containerized simulation models.
 
+pub mod act;
 pub mod crd;
+pub mod executor;
 pub mod inputs;
 pub mod layout;
 pub mod location;
@@ -10,7 +12,9 @@ pub mod plan;
 pub mod prepare;
 pub mod pyfmt;
 pub mod reconcile;
+pub mod record;
 pub mod report;
+pub mod runner;
 pub mod spec;
 pub mod specfile;
 pub mod status;

@@ -6,8 +6,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use simseries::layout::Date;
 use simseries::prepare::{Locations, Stores, prepare};
 use simseries::report::{PlanDocument, plan_table};
+use simseries::runner::{self, RunOptions, RunOutcome};
+use simseries::status::Phase;
 use simseries::storage::{LocalStorage, S3Options, Storage, write_all};
 use simseries::{crd, specfile};
+use std::io::IsTerminal;
 
 /// Declarative parameter sweeps of containerized simulation models on AWS Batch.
 #[derive(Parser)]
@@ -39,6 +42,22 @@ enum Command {
         #[arg(long)]
         date: Option<Date>,
     },
+    /// Reconcile a series to the end of a pass on this machine: plan, write inputs, run the
+    /// model for each input (local processes), poll, terminate stragglers, save logs, clean.
+    Run {
+        /// The SimulationSeries YAML file.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Start a new pass even though the spec did not change (runs what is still missing).
+        #[arg(long)]
+        rerun: bool,
+        /// Only show the plan (same as `simseries plan`).
+        #[arg(long)]
+        dry_run: bool,
+        /// Date of the dated folder (YYYY-MM-DD); default: today in UTC.
+        #[arg(long)]
+        date: Option<Date>,
+    },
     /// Print the CustomResourceDefinition YAML.
     Crd,
 }
@@ -51,6 +70,13 @@ enum Output {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SIMSERIES_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -74,39 +100,120 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             print!("{}", crd::crd_yaml());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run {
+            file,
+            rerun: _,
+            dry_run: true,
+            date,
+        } => plan(&file, None, Output::Table, date, s3).await,
+        Command::Run {
+            file,
+            rerun,
+            dry_run: false,
+            date,
+        } => {
+            let outcome = runner::run(RunOptions {
+                file,
+                rerun,
+                s3,
+                progress_bar: std::io::stderr().is_terminal(),
+                date,
+            })
+            .await?;
+            report_run(&outcome);
+            Ok(if outcome.interrupted {
+                ExitCode::from(130)
+            } else if outcome.all_complete {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Plan {
             file,
             write_inputs,
             output,
             date,
-        } => {
-            let series = specfile::read(&file).map_err(|e| e.to_string())?;
-            let spec = &series.resource.spec;
-            let locations =
-                Locations::resolve(spec, Some(&series.folder)).map_err(|e| e.to_string())?;
-            let s3 = S3Options {
-                fallback_region: spec.context.region.clone(),
-                ..s3
-            };
-            let stores = Stores::open(&locations, &s3).await;
-            let date = date.unwrap_or_else(Date::today_utc);
-            let prepared = prepare(spec, &stores, date)
-                .await
-                .map_err(|e| e.to_string())?;
-            if let Some(dir) = write_inputs {
-                write_plan_files(&dir, &prepared).await?;
-            }
-            match output {
-                Output::Table => print!("{}", plan_table(spec, &locations, &prepared)),
-                Output::Json => {
-                    let document = PlanDocument::new(spec, &locations, &prepared);
-                    let json =
-                        serde_json::to_string_pretty(&document).map_err(|e| e.to_string())?;
-                    println!("{json}");
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+        } => plan(&file, write_inputs, output, date, s3).await,
+    }
+}
+
+async fn plan(
+    file: &std::path::Path,
+    write_inputs: Option<PathBuf>,
+    output: Output,
+    date: Option<Date>,
+    s3: S3Options,
+) -> Result<ExitCode, String> {
+    let series = specfile::read(file).map_err(|e| e.to_string())?;
+    let spec = &series.resource.spec;
+    let locations = Locations::resolve(spec, Some(&series.folder)).map_err(|e| e.to_string())?;
+    let s3 = S3Options {
+        fallback_region: spec.context.region.clone(),
+        ..s3
+    };
+    let stores = Stores::open(&locations, &s3).await;
+    let date = date.unwrap_or_else(Date::today_utc);
+    let prepared = prepare(spec, &stores, date)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(dir) = write_inputs {
+        write_plan_files(&dir, &prepared).await?;
+    }
+    match output {
+        Output::Table => print!("{}", plan_table(spec, &locations, &prepared)),
+        Output::Json => {
+            let document = PlanDocument::new(spec, &locations, &prepared);
+            let json = serde_json::to_string_pretty(&document).map_err(|e| e.to_string())?;
+            println!("{json}");
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a finished `simseries run` prints: the completeness table on stdout, the outcome on
+/// stderr.
+fn report_run(outcome: &RunOutcome) {
+    if outcome.interrupted {
+        eprintln!(
+            "simseries: interrupted; unfinished inputs were stopped and run again on the next `simseries run` (finished outputs are kept; the status file is up to date)"
+        );
+        return;
+    }
+    let Some(pass) = &outcome.status.pass else {
+        return;
+    };
+    if !outcome.acted {
+        eprintln!(
+            "simseries: pass {} already ran this spec; nothing to do (edit the spec, or use --rerun to run what is still missing)",
+            pass.number
+        );
+    }
+    if !outcome.table.is_empty() {
+        println!("{}", outcome.table);
+    }
+    if outcome.acted && !outcome.log_folders.is_empty() {
+        eprintln!(
+            "simseries: logs saved under {}",
+            outcome.log_folders.join(", ")
+        );
+    }
+    match pass.phase {
+        Phase::Failed => eprintln!(
+            "error: pass {} could not start: {}",
+            pass.number,
+            pass.last_error.clone().unwrap_or_default()
+        ),
+        Phase::Complete if outcome.all_complete => {
+            eprintln!(
+                "simseries: pass {} complete: every run has its outputs",
+                pass.number
+            )
+        }
+        phase => eprintln!(
+            "simseries: pass {} {phase:?}: some runs are missing outputs; `simseries run --rerun -f ...` runs them again",
+            pass.number
+        ),
     }
 }
 

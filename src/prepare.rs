@@ -11,10 +11,10 @@ use crate::layout::Date;
 use crate::location::Location;
 use crate::manifest::{Completeness, ManifestError};
 use crate::plan::{Plan, plan};
-use crate::spec::SimulationSeriesSpec;
+use crate::spec::{ManifestSource, SimulationSeriesSpec};
 use crate::storage::{self, S3Options, Storage, StorageError};
 use crate::template::{Template, TemplateError};
-use crate::validate::{SpecError, SpecErrors, validate};
+use crate::validate::{SpecError, SpecErrors, ValidSeries, validate};
 
 /// Why a pass cannot be prepared. Each names the field or file and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -154,10 +154,37 @@ pub async fn prepare(
     })?;
     let template = Template::parse(template_key, &source)?;
 
-    let mut table = Completeness::new(&series);
-    let source_kind = spec.series.manifest_source;
+    let loaded = read_completeness(&series, stores, spec.series.manifest_source).await?;
+    let plan = plan(&series, &loaded.table, date);
+    let inputs = render_inputs(&series, &plan, &template)?;
+    let missing_init_sources = missing_init_sources(stores.working.as_ref(), &plan).await?;
+    Ok(Prepared {
+        plan,
+        inputs,
+        missing_init_sources,
+        manifest_rows: loaded.manifest_rows,
+        listed_objects: loaded.listed_objects,
+    })
+}
+
+/// What is complete, read from the manifest and/or the listing of the working location.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub table: Completeness,
+    pub manifest_rows: Option<u64>,
+    pub listed_objects: Option<u64>,
+}
+
+/// Reads the completeness table of `series` from the sources `source` names.
+pub async fn read_completeness(
+    series: &ValidSeries<'_>,
+    stores: &Stores,
+    source: ManifestSource,
+) -> Result<Loaded, PrepareError> {
+    let spec = series.spec;
+    let mut table = Completeness::new(series);
     let mut manifest_rows = None;
-    if source_kind.uses_file() {
+    if source.uses_file() {
         let key = &spec.series.manifest_key;
         let bytes = stores
             .manifest
@@ -168,7 +195,7 @@ pub async fn prepare(
         manifest_rows = Some(table.load_csv(&bytes, &location)?);
     }
     let mut listed_objects = None;
-    if source_kind.uses_listing() {
+    if source.uses_listing() {
         let prefix = format!("{}/", spec.series.name);
         let mut pages = stores.working.list(&prefix);
         let mut count = 0u64;
@@ -180,14 +207,8 @@ pub async fn prepare(
         }
         listed_objects = Some(count);
     }
-
-    let plan = plan(&series, &table, date);
-    let inputs = render_inputs(&series, &plan, &template)?;
-    let missing_init_sources = missing_init_sources(stores.working.as_ref(), &plan).await?;
-    Ok(Prepared {
-        plan,
-        inputs,
-        missing_init_sources,
+    Ok(Loaded {
+        table,
         manifest_rows,
         listed_objects,
     })

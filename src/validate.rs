@@ -283,6 +283,20 @@ fn resolve_groups(errors: &mut Errors, spec: &SimulationSeriesSpec) -> Vec<Group
             }
         })
         .collect();
+    // Jobs past 10,000 inputs take the file set name `{groupKey}-part{n}`; no group key may
+    // look like one, or two jobs would read each other's inputs.
+    for group in &groups {
+        if let Some((base, part)) = group.name.rsplit_once("-part")
+            && !part.is_empty()
+            && part.bytes().all(|b| b.is_ascii_digit())
+            && named.contains_key(base)
+        {
+            errors.push(
+                &format!("spec.series.groups.{}", group.name),
+                format!("group names ending in -part<n> are reserved for the jobs of group {base:?} past 10,000 inputs; rename the group"),
+            );
+        }
+    }
     let index: HashMap<String, usize> = groups
         .iter()
         .enumerate()

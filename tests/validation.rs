@@ -118,6 +118,11 @@ fn groups_that_cannot_work() {
     assert_problem(&yaml, "spec.series.groups", &["cannot be combined"]);
     let yaml = SERIES.replace("groups: {G: '', H: ''}", "groups: {}");
     assert_problem(&yaml, "spec.series.groups", &["no groups"]);
+    let yaml = SERIES.replace(
+        "groups: {G: '', H: ''}",
+        "groups: {G: '', H: '', G-part1: ''}",
+    );
+    assert_problem(&yaml, "spec.series.groups.G-part1", &["reserved"]);
 }
 
 #[test]

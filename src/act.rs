@@ -1,0 +1,395 @@
+//! The thin layer that acts: runs one [`Action`] through storage and the executor and reports
+//! its outcome as an [`Event`]. Both drivers (the local runner and the Kubernetes controller)
+//! use it, so the side effects of a pass are the same everywhere.
+
+use std::sync::Arc;
+
+use crate::executor::{Executor, PassContext};
+use crate::layout::{self, Date, DatedFolder};
+use crate::plan::Plan;
+use crate::prepare::{Locations, PrepareError, Prepared, Stores, prepare, read_completeness};
+use crate::reconcile::{Action, Event, Failure, PlanOutcome, PlannedGroup, PlannedJobRecord};
+use crate::record::{ChildRecord, GroupRecord, JobDetail, PassRecord};
+use crate::spec::{ManifestSource, SimulationSeriesSpec};
+use crate::status::{Pass, RunCounts, SimulationSeriesStatus};
+use crate::storage::{self, StorageError, StorageErrorKind};
+use crate::validate::validate;
+
+/// Acts for one series.
+pub struct Actor {
+    pub spec: Arc<SimulationSeriesSpec>,
+    pub locations: Locations,
+    pub stores: Stores,
+    pub executor: Arc<dyn Executor>,
+    /// The plan of the current pass, between `Plan` and `CopyInits`.
+    prepared: Option<Prepared>,
+    /// The date planning uses (tests pin it); default: today in UTC.
+    pub date: Option<Date>,
+}
+
+impl Actor {
+    pub fn new(
+        spec: Arc<SimulationSeriesSpec>,
+        locations: Locations,
+        stores: Stores,
+        executor: Arc<dyn Executor>,
+    ) -> Self {
+        Actor {
+            spec,
+            locations,
+            stores,
+            executor,
+            prepared: None,
+            date: None,
+        }
+    }
+
+    /// The plan of the current pass, once planned.
+    pub fn prepared(&self) -> Option<&Prepared> {
+        self.prepared.as_ref()
+    }
+
+    fn context(&self, pass: &Pass) -> PassContext {
+        let date = pass.date.parse().unwrap_or_else(|_| Date::today_utc());
+        PassContext {
+            spec: self.spec.clone(),
+            folder: DatedFolder::new(&self.spec.series.name, date),
+            pass: pass.number,
+            working_location: self.locations.working.clone(),
+            working: self.stores.working.clone(),
+        }
+    }
+
+    /// Runs `action` for the pass in `status`. `Wait` and `Done` are the driver's to handle.
+    pub async fn act(&mut self, status: &SimulationSeriesStatus, action: &Action) -> Event {
+        let Some(pass) = status.pass.as_ref() else {
+            return Event::Resumed;
+        };
+        match action {
+            Action::Plan => Event::Planned(self.plan(pass).await),
+            Action::WriteInputs => Event::InputsWritten(self.write_inputs(pass).await),
+            Action::CopyInits => Event::InitsCopied(self.copy_inits().await),
+            Action::Register { group } => {
+                let context = self.context(pass);
+                let result = match pass.groups.get(*group) {
+                    Some(g) => self.executor.register(&context, g).await,
+                    None => Err(Failure::permanent(
+                        "NoSuchGroup",
+                        format!("no group {group}"),
+                    )),
+                };
+                Event::Registered {
+                    group: *group,
+                    result,
+                }
+            }
+            Action::Submit { group, job } => {
+                let context = self.context(pass);
+                let result = match pass
+                    .groups
+                    .get(*group)
+                    .and_then(|g| g.jobs.get(*job).map(|j| (g, j)))
+                {
+                    Some((g, j)) => self.executor.submit(&context, g, j).await,
+                    None => Err(Failure::permanent(
+                        "NoSuchJob",
+                        format!("no job {group}/{job}"),
+                    )),
+                };
+                Event::Submitted {
+                    group: *group,
+                    job: *job,
+                    result,
+                }
+            }
+            Action::Poll => {
+                let context = self.context(pass);
+                let jobs: Vec<_> = pass
+                    .groups
+                    .iter()
+                    .flat_map(|g| &g.jobs)
+                    .filter(|j| {
+                        j.id.is_some()
+                            && !matches!(j.state.as_deref(), Some("SUCCEEDED" | "FAILED"))
+                    })
+                    .cloned()
+                    .collect();
+                Event::Polled(self.executor.poll(&context, &jobs).await)
+            }
+            Action::Terminate { jobs } => {
+                let context = self.context(pass);
+                let records: Vec<_> = pass
+                    .groups
+                    .iter()
+                    .flat_map(|g| &g.jobs)
+                    .filter(|j| j.id.as_ref().is_some_and(|id| jobs.contains(id)))
+                    .cloned()
+                    .collect();
+                Event::Terminated(self.executor.terminate(&context, &records).await)
+            }
+            Action::CollectLogs => {
+                let context = self.context(pass);
+                Event::LogsCollected(self.executor.collect_logs(&context, pass).await)
+            }
+            Action::Clean => {
+                let context = self.context(pass);
+                Event::Cleaned(self.executor.clean(&context, pass).await)
+            }
+            Action::Recount => Event::Recounted(self.recount(pass).await),
+            Action::Wait { .. } | Action::Done => Event::Resumed,
+        }
+    }
+
+    async fn plan(&mut self, pass: &Pass) -> Result<PlanOutcome, Failure> {
+        let date = self.date.unwrap_or_else(Date::today_utc);
+        let prepared = prepare(&self.spec, &self.stores, date)
+            .await
+            .map_err(|e| prepare_failure(&e))?;
+        if !prepared.missing_init_sources.is_empty() {
+            let list: Vec<String> = prepared
+                .missing_init_sources
+                .iter()
+                .map(|s| self.locations.working.url_of(s))
+                .collect();
+            return Err(Failure::permanent(
+                "InitFilesMissing",
+                format!(
+                    "init files are missing from the working location: {}; add them or fix spec.series.inits",
+                    list.join(", ")
+                ),
+            ));
+        }
+        let outcome = plan_outcome(&self.spec, &prepared.plan, pass.number);
+        self.prepared = Some(prepared);
+        Ok(outcome)
+    }
+
+    async fn write_inputs(&mut self, pass: &Pass) -> Result<(), Failure> {
+        let prepared = self.prepared.as_ref().ok_or_else(|| {
+            Failure::transient("PlanLost", "the plan of the pass is gone; planning again")
+        })?;
+        let mut objects: Vec<(String, Vec<u8>)> = prepared
+            .inputs
+            .iter()
+            .map(|input| (input.key.clone(), input.text.clone().into_bytes()))
+            .collect();
+        let record = pass_record(&self.spec, &prepared.plan, pass);
+        let record_key = prepared.plan.folder.pass_record(pass.number);
+        objects.push((
+            record_key,
+            serde_json::to_vec_pretty(&record).expect("record serializes"),
+        ));
+        storage::write_all(
+            self.stores.working.as_ref(),
+            objects,
+            storage::DEFAULT_CONCURRENCY,
+        )
+        .await
+        .map_err(|e| storage_failure("InputsNotWritten", &e))
+    }
+
+    async fn copy_inits(&mut self) -> Result<(), Failure> {
+        let prepared = self.prepared.as_ref().ok_or_else(|| {
+            Failure::transient("PlanLost", "the plan of the pass is gone; planning again")
+        })?;
+        let pairs: Vec<(String, String)> = prepared
+            .plan
+            .groups
+            .iter()
+            .flat_map(|g| &g.inits)
+            .map(|c| (c.source.clone(), c.target.clone()))
+            .collect();
+        storage::copy_all(
+            self.stores.working.as_ref(),
+            pairs,
+            storage::DEFAULT_CONCURRENCY,
+        )
+        .await
+        .map_err(|e| storage_failure("InitsNotCopied", &e))
+    }
+
+    /// Completeness after the pass, from the outputs in the working location (and the
+    /// manifest, when the series uses one), and the final pass record.
+    async fn recount(&mut self, pass: &Pass) -> Result<RunCounts, Failure> {
+        self.prepared = None;
+        let counts = self.counts().await?;
+        if let Err(failure) = self.finish_record(pass).await {
+            tracing::warn!(reason = %failure.reason, "pass record not updated: {}", failure.message);
+        }
+        Ok(counts)
+    }
+
+    /// Run counts of the planned groups now.
+    pub async fn counts(&self) -> Result<RunCounts, Failure> {
+        let series =
+            validate(&self.spec).map_err(|e| Failure::permanent("InvalidSpec", e.to_string()))?;
+        let source = match self.spec.series.manifest_source {
+            ManifestSource::Listing => ManifestSource::Listing,
+            ManifestSource::File | ManifestSource::Both => ManifestSource::Both,
+        };
+        let loaded = read_completeness(&series, &self.stores, source)
+            .await
+            .map_err(|e| prepare_failure(&e))?;
+        let totals = crate::plan::plan(&series, &loaded.table, Date::today_utc()).totals();
+        Ok(RunCounts {
+            total: totals.runs,
+            complete: totals.complete,
+            missing: totals.missing,
+            incomplete: totals.incomplete,
+        })
+    }
+
+    async fn finish_record(&self, pass: &Pass) -> Result<(), Failure> {
+        let Some(key) = &pass.record else {
+            return Ok(());
+        };
+        let working = self.stores.working.as_ref();
+        let bytes = working
+            .read(key)
+            .await
+            .map_err(|e| storage_failure("RecordUnreadable", &e))?;
+        let mut record: PassRecord = serde_json::from_slice(&bytes)
+            .map_err(|e| Failure::permanent("RecordUnreadable", format!("{key}: {e}")))?;
+        let context = self.context(pass);
+        for group in &pass.groups {
+            let logs_saved = group.logs.is_some();
+            for job in &group.jobs {
+                let outcomes = self.executor.children(&context, job).await?;
+                if let Some(detail) = record.job_mut(&job.name) {
+                    detail.id = job.id.clone();
+                    for (child, outcome) in detail.children.iter_mut().zip(outcomes) {
+                        child.outcome = Some(outcome);
+                        if logs_saved {
+                            child.log = Some(context.folder.log(
+                                context.pass,
+                                &job.file_set_name,
+                                child.index as usize,
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let body = serde_json::to_vec_pretty(&record).expect("record serializes");
+        working
+            .write(key, body)
+            .await
+            .map_err(|e| storage_failure("RecordNotWritten", &e))
+    }
+}
+
+/// The jobs of a plan, as the decision function records them.
+pub fn plan_outcome(spec: &SimulationSeriesSpec, plan: &Plan, pass: u32) -> PlanOutcome {
+    let totals = plan.totals();
+    let user = spec.context.user.as_deref();
+    PlanOutcome {
+        date: plan.folder.date().to_string(),
+        counts: RunCounts {
+            total: totals.runs,
+            complete: totals.complete,
+            missing: totals.missing,
+            incomplete: totals.incomplete,
+        },
+        groups: plan
+            .groups
+            .iter()
+            .filter(|g| !g.inputs.is_empty())
+            .map(|g| PlannedGroup {
+                group: g.name.clone(),
+                group_key: g.key.clone(),
+                jobs: g
+                    .jobs()
+                    .into_iter()
+                    .map(|j| PlannedJobRecord {
+                        name: layout::job_name(user, &j.file_set_name),
+                        file_set_name: j.file_set_name,
+                        array_size: j.array_size as u32,
+                        runs: j.runs as u32,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        record: plan.folder.pass_record(pass),
+    }
+}
+
+/// The pass record as written with the inputs: every child's input and runs.
+fn pass_record(spec: &SimulationSeriesSpec, plan: &Plan, pass: &Pass) -> PassRecord {
+    let user = spec.context.user.as_deref();
+    let key_of = |c: usize| spec.series.conditions[c].key.as_str();
+    let mut record = PassRecord::new(
+        &plan.series,
+        pass.number,
+        pass.generation,
+        &plan.folder.date().to_string(),
+    );
+    for group in plan.groups.iter().filter(|g| !g.inputs.is_empty()) {
+        let jobs = group
+            .jobs()
+            .into_iter()
+            .map(|job| JobDetail {
+                name: layout::job_name(user, &job.file_set_name),
+                file_set_name: job.file_set_name.clone(),
+                id: None,
+                children: (0..job.array_size)
+                    .map(|i| {
+                        let input = &group.inputs[job.first_input + i];
+                        ChildRecord {
+                            index: i as u32,
+                            input: group.input_key(&plan.folder, job.first_input + i),
+                            runs: input
+                                .runs()
+                                .into_iter()
+                                .map(|(c, seed)| layout::run_key(&plan.series, key_of(c), seed))
+                                .collect(),
+                            outcome: None,
+                            log: None,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        record.groups.push(GroupRecord {
+            group: group.name.clone(),
+            group_key: group.key.clone(),
+            jobs,
+        });
+    }
+    record
+}
+
+fn storage_failure(reason: &str, error: &StorageError) -> Failure {
+    match error.kind {
+        StorageErrorKind::Unreachable | StorageErrorKind::Throttled => {
+            Failure::transient(reason, error.to_string())
+        }
+        _ => Failure::permanent(reason, error.to_string()),
+    }
+}
+
+/// Classifies a planning error: the user must act, unless storage was briefly unavailable.
+pub fn prepare_failure(error: &PrepareError) -> Failure {
+    let message = error.to_string();
+    let reason = match error {
+        PrepareError::Spec(_) => "InvalidSpec",
+        PrepareError::TemplateMissing(e) => return storage_or("TemplateNotFound", e, message),
+        PrepareError::ManifestMissing(e) => return storage_or("ManifestNotFound", e, message),
+        PrepareError::Listing(e) | PrepareError::Working(e) | PrepareError::Inits(e) => {
+            return storage_or("WorkingLocationUnavailable", e, message);
+        }
+        PrepareError::Manifest(_) => "ManifestInvalid",
+        PrepareError::Template(_) => "TemplateError",
+        PrepareError::Render(crate::inputs::RenderError::Template { .. }) => "TemplateError",
+        PrepareError::Render(crate::inputs::RenderError::Xml { .. }) => "InvalidXml",
+    };
+    Failure::permanent(reason, message)
+}
+
+fn storage_or(reason: &str, error: &StorageError, message: String) -> Failure {
+    match error.kind {
+        StorageErrorKind::Unreachable | StorageErrorKind::Throttled => {
+            Failure::transient(reason, message)
+        }
+        _ => Failure::permanent(reason, message),
+    }
+}

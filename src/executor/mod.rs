@@ -1,0 +1,107 @@
+//! Executors: where array jobs run. The local executor runs each child as a process on this
+//! machine; the AWS Batch executor submits array jobs. Both sit behind [`Executor`], so the
+//! reconcile loop and its drivers do not know which one they talk to.
+
+pub mod local;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use crate::layout::DatedFolder;
+use crate::location::Location;
+use crate::reconcile::{Failure, GroupLogs, JobObservation};
+use crate::spec::SimulationSeriesSpec;
+use crate::status::{GroupJobs, JobRecord, Pass};
+use crate::storage::Storage;
+
+/// What an executor needs to know about the pass it works for.
+#[derive(Debug, Clone)]
+pub struct PassContext {
+    pub spec: Arc<SimulationSeriesSpec>,
+    pub folder: DatedFolder,
+    pub pass: u32,
+    pub working_location: Location,
+    pub working: Arc<dyn Storage>,
+}
+
+impl PassContext {
+    /// `BATCH_WORKING_URL`: the dated folder's address, with the trailing slash the model
+    /// images expect.
+    pub fn working_url(&self) -> String {
+        self.working_location.url_of(&self.folder.root())
+    }
+}
+
+/// Per-child outcome, for the pass record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChildOutcome {
+    pub index: u32,
+    /// `SUCCEEDED`, `FAILED`, or the last state seen.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Child job ID (AWS Batch: `parentId:index`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// Runs array jobs. Every call is idempotent: a driver that died may repeat it.
+pub trait Executor: Send + Sync {
+    /// Makes sure the group's job definition exists; returns its identifier (ARN).
+    fn register<'a>(
+        &'a self,
+        context: &'a PassContext,
+        group: &'a GroupJobs,
+    ) -> BoxFuture<'a, Result<String, Failure>>;
+
+    /// Makes sure the job is submitted (adopting one submitted before a crash); returns its ID.
+    fn submit<'a>(
+        &'a self,
+        context: &'a PassContext,
+        group: &'a GroupJobs,
+        job: &'a JobRecord,
+    ) -> BoxFuture<'a, Result<String, Failure>>;
+
+    /// Observes the given submitted jobs.
+    fn poll<'a>(
+        &'a self,
+        context: &'a PassContext,
+        jobs: &'a [JobRecord],
+    ) -> BoxFuture<'a, Result<Vec<JobObservation>, Failure>>;
+
+    /// Terminates the given jobs (and their children); returns the IDs it terminated.
+    fn terminate<'a>(
+        &'a self,
+        context: &'a PassContext,
+        jobs: &'a [JobRecord],
+    ) -> BoxFuture<'a, Result<Vec<String>, Failure>>;
+
+    /// Saves every child's log, filtered by `logFilter`, under `{name}/{date}/logs/`.
+    fn collect_logs<'a>(
+        &'a self,
+        context: &'a PassContext,
+        pass: &'a Pass,
+    ) -> BoxFuture<'a, Result<Vec<GroupLogs>, Failure>>;
+
+    /// Outcome of each child of a job, for the pass record.
+    fn children<'a>(
+        &'a self,
+        context: &'a PassContext,
+        job: &'a JobRecord,
+    ) -> BoxFuture<'a, Result<Vec<ChildOutcome>, Failure>>;
+
+    /// Removes the scaffolding the pass created.
+    fn clean<'a>(
+        &'a self,
+        context: &'a PassContext,
+        pass: &'a Pass,
+    ) -> BoxFuture<'a, Result<(), Failure>>;
+}
+
+/// Log keys are listed in the status up to this many per group; past it, the pass record
+/// holds them and the status keeps the folder and the count.
+pub const STATUS_LOG_KEYS: usize = 20;

@@ -1,0 +1,467 @@
+//! `simseries run` end to end on this machine: the quickstart's toy model as real processes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{copy_dir, temp_dir};
+use serde_json::Value;
+
+const DATE: &str = "2024-06-01";
+
+/// A copy of the quickstart with edits to its series file.
+fn quickstart(name: &str, edits: &[(&str, &str)]) -> PathBuf {
+    let dir = temp_dir(name);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+    copy_dir(&example, &dir);
+    let _ = std::fs::remove_dir_all(dir.join("working"));
+    edit(&dir, edits);
+    dir
+}
+
+fn edit(dir: &Path, edits: &[(&str, &str)]) {
+    let path = dir.join("series.yaml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from:?} not in the series");
+        text = text.replacen(from, to, 1);
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn command(dir: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_simseries"));
+    command
+        .arg("run")
+        .arg("-f")
+        .arg(dir.join("series.yaml"))
+        .args(["--date", DATE])
+        .args(extra)
+        .env("SIMSERIES_CONTAINER_ENGINE", "none")
+        .stdin(Stdio::null());
+    command
+}
+
+fn run(dir: &Path, extra: &[&str]) -> Output {
+    command(dir, extra).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn dated(dir: &Path) -> PathBuf {
+    dir.join("working/QUICKSTART").join(DATE)
+}
+
+/// Runs the model started, one line per start.
+fn executions(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dated(dir).join("executions.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn status(dir: &Path) -> Value {
+    let path = dir.join("working/QUICKSTART/simseries/status.json");
+    serde_json::from_slice::<Value>(&std::fs::read(path).unwrap()).unwrap()["status"].clone()
+}
+
+fn condition(status: &Value, kind: &str) -> (String, String) {
+    let c = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == kind)
+        .unwrap();
+    (
+        c["status"].as_str().unwrap().into(),
+        c["reason"].as_str().unwrap().into(),
+    )
+}
+
+fn outputs(dir: &Path) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(dated(dir).join("outputs"))
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[test]
+fn the_quickstart_runs_to_completion_and_then_has_nothing_to_do() {
+    let dir = quickstart("quickstart", &[]);
+    let out = run(&dir, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("TOTAL               12/12 (100.0 %)  12/12 (100.0 %)  12/12 (100.0 %)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("SLOW_GROWTH  4/4 (100.0 %)"), "{stdout}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("pass 1 complete: every run has its outputs"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("logs saved under"), "{stderr}");
+    assert_eq!(outputs(&dir).len(), 24, "two extensions per run");
+    assert!(outputs(&dir).contains(&"QUICKSTART_NO_GROWTH_0003.STATS.json".to_string()));
+    assert_eq!(executions(&dir).len(), 12);
+    // The inputs keep the contract's names and the model saw them.
+    assert!(dated(&dir).join("inputs/QUICKSTART_11.xml").is_file());
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(dated(&dir).join("simseries/pass-1.json")).unwrap())
+            .unwrap();
+    let child = &record["groups"][0]["jobs"][0]["children"][5];
+    assert_eq!(child["runs"][0], "QUICKSTART_FAST_GROWTH_0001");
+    assert_eq!(child["outcome"]["state"], "SUCCEEDED");
+    assert_eq!(
+        child["log"],
+        format!("QUICKSTART/{DATE}/logs/pass-1/QUICKSTART_5.log")
+    );
+    // The job scaffolding is cleaned; inputs, outputs, logs and the record stay.
+    assert!(!dated(&dir).join("simseries/pass-1/children").exists());
+    let s = status(&dir);
+    assert_eq!(s["phase"], "Complete");
+    assert_eq!(s["progress"], "12/12");
+    assert_eq!(
+        condition(&s, "Ready"),
+        ("True".into(), "PassComplete".into())
+    );
+
+    // Again: the pass for this spec has run; nothing is planned or started.
+    let out = run(&dir, &[]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("already ran this spec; nothing to do"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(executions(&dir).len(), 12);
+
+    // --rerun starts pass 2, which finds nothing missing and submits nothing.
+    let out = run(&dir, &["--rerun"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(executions(&dir).len(), 12);
+    let s = status(&dir);
+    assert_eq!(s["pass"]["number"], 2);
+    assert_eq!(s["phase"], "Complete");
+    assert!(s["pass"].get("groups").is_none(), "no jobs in pass 2");
+
+    // Adding a seed runs just the three new runs.
+    edit(&dir, &[("seeds: [0, 1, 2, 3]", "seeds: [0, 1, 2, 3, 4]")]);
+    let out = run(&dir, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let runs = executions(&dir);
+    assert_eq!(runs.len(), 15);
+    assert_eq!(
+        sorted(runs[12..].to_vec()),
+        [
+            "QUICKSTART_FAST_GROWTH_0004",
+            "QUICKSTART_NO_GROWTH_0004",
+            "QUICKSTART_SLOW_GROWTH_0004"
+        ]
+    );
+    assert_eq!(status(&dir)["pass"]["number"], 3);
+    // Pass 3's logs do not overwrite pass 1's.
+    assert!(dated(&dir).join("logs/pass-1/QUICKSTART_11.log").is_file());
+    assert!(dated(&dir).join("logs/pass-3/QUICKSTART_2.log").is_file());
+}
+
+#[test]
+fn failed_runs_run_again_on_the_next_pass() {
+    let dir = quickstart(
+        "flaky",
+        &[
+            ("flaky_seeds: []", "flaky_seeds: []"),
+            (
+                "rate: 0.5\n      sleep: 1\n      fail_seeds: []\n      flaky_seeds: []",
+                "rate: 0.5\n      sleep: 1\n      fail_seeds: []\n      flaky_seeds: [1, 2]",
+            ),
+        ],
+    );
+    let out = run(&dir, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("FAST_GROWTH  2/4 (50.0 %)"), "{stdout}");
+    assert!(
+        text(&out.stderr).contains("pass 1 Incomplete"),
+        "{}",
+        text(&out.stderr)
+    );
+    let s = status(&dir);
+    assert_eq!(s["phase"], "Incomplete");
+    assert_eq!(
+        condition(&s, "Stalled"),
+        ("True".into(), "RunsFailed".into())
+    );
+    assert_eq!(s["pass"]["groups"][0]["jobs"][0]["summary"]["failed"], 2);
+
+    let out = run(&dir, &["--rerun"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let runs = executions(&dir);
+    assert_eq!(runs.len(), 14, "only the two failed runs ran again");
+    assert_eq!(
+        sorted(runs[12..].to_vec()),
+        ["QUICKSTART_FAST_GROWTH_0001", "QUICKSTART_FAST_GROWTH_0002"]
+    );
+    assert_eq!(status(&dir)["phase"], "Complete");
+}
+
+#[test]
+fn logs_are_saved_filtered_and_failed_runs_are_reported() {
+    let dir = quickstart(
+        "logs",
+        &[
+            ("logFilter: toy-model", "logFilter: ERROR"),
+            (
+                "rate: 0.0\n      sleep: 1\n      fail_seeds: []",
+                "rate: 0.0\n      sleep: 1\n      fail_seeds: [3]",
+            ),
+        ],
+    );
+    let out = run(&dir, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let logs = dated(&dir).join("logs/pass-1");
+    // NO_GROWTH seed 3 is input 11; its log keeps only the ERROR line.
+    let failed = std::fs::read_to_string(logs.join("QUICKSTART_11.log")).unwrap();
+    assert_eq!(
+        failed,
+        "toy-model: ERROR QUICKSTART_NO_GROWTH_0003: told to fail\n"
+    );
+    let fine = std::fs::read_to_string(logs.join("QUICKSTART_0.log")).unwrap();
+    assert_eq!(fine, "", "no ERROR line in a successful run");
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(dated(&dir).join("simseries/pass-1.json")).unwrap())
+            .unwrap();
+    let child = &record["groups"][0]["jobs"][0]["children"][11];
+    assert_eq!(child["outcome"]["state"], "FAILED");
+    assert_eq!(child["outcome"]["exitCode"], 3);
+    // The status lists the 12 log keys? Not past 20; here it does.
+    let keys = status(&dir)["pass"]["groups"][0]["logs"]["keys"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(keys, 12);
+}
+
+#[test]
+fn stragglers_are_terminated_after_the_last_retry() {
+    let dir = quickstart(
+        "terminate",
+        &[
+            ("retries: 20", "retries: 4"),
+            ("retryDelay: 5", "retryDelay: 3"),
+            ("rate: 0.0\n      sleep: 1", "rate: 0.0\n      sleep: 120"),
+        ],
+    );
+    let started = Instant::now();
+    let out = run(&dir, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        started.elapsed() < Duration::from_secs(100),
+        "the slow runs were not waited for"
+    );
+    assert!(
+        text(&out.stderr).contains("terminating 1 unfinished job(s) after the last poll"),
+        "{}",
+        text(&out.stderr)
+    );
+    let s = status(&dir);
+    assert_eq!(s["phase"], "Incomplete");
+    assert_eq!(s["attempts"], 4);
+    let job = &s["pass"]["groups"][0]["jobs"][0];
+    assert_eq!(job["terminated"], true);
+    // The 8 fast runs have their outputs; the 4 slow ones were stopped.
+    assert_eq!(outputs(&dir).len(), 16);
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(dated(&dir).join("simseries/pass-1.json")).unwrap())
+            .unwrap();
+    let slow = &record["groups"][0]["jobs"][0]["children"][8];
+    assert_eq!(slow["outcome"]["reason"], "terminated by simseries");
+    // No process of the series is left.
+    assert!(
+        leftover_processes(&dir).is_empty(),
+        "{:?}",
+        leftover_processes(&dir)
+    );
+}
+
+/// Processes whose environment points into `dir` (children of simseries).
+fn leftover_processes(dir: &Path) -> Vec<u32> {
+    let needle = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| String::from_utf8_lossy(&env).contains(&needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_killed_run_resumes_without_running_anything_twice() {
+    let dir = quickstart("resume", &[("retryDelay: 5", "retryDelay: 1")]);
+    edit(
+        &dir,
+        &[
+            ("sleep: 1", "sleep: 2"),
+            ("sleep: 1", "sleep: 2"),
+            ("sleep: 1", "sleep: 2"),
+        ],
+    );
+    let mut first = command(&dir, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the first runs to start", || executions(&dir).len() >= 2);
+    first.kill().unwrap(); // SIGKILL: no chance to clean up
+    first.wait().unwrap();
+    assert_eq!(status(&dir)["phase"], "Running");
+
+    let out = run(&dir, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let runs = executions(&dir);
+    let mut unique = runs.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 12, "{runs:?}");
+    assert_eq!(runs.len(), 12, "a run started twice: {runs:?}");
+    assert_eq!(status(&dir)["phase"], "Complete");
+    assert_eq!(status(&dir)["pass"]["number"], 1, "the same pass went on");
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_the_next_run_finishes() {
+    let dir = quickstart("interrupt", &[("retryDelay: 5", "retryDelay: 1")]);
+    edit(&dir, &[("sleep: 1", "sleep: 3")]);
+    let child = command(&dir, &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the first runs to start", || !executions(&dir).is_empty());
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("interrupted"),
+        "{}",
+        text(&out.stderr)
+    );
+    let s = status(&dir);
+    assert_eq!(
+        s["phase"], "Running",
+        "the status file is consistent: the pass is still on"
+    );
+    assert!(leftover_processes(&dir).is_empty(), "children were stopped");
+    let finished_before = outputs(&dir).len();
+
+    let out = run(&dir, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(outputs(&dir).len(), 24);
+    assert!(finished_before <= 24);
+    assert_eq!(status(&dir)["phase"], "Complete");
+}
+
+#[test]
+fn a_missing_model_command_is_named_before_anything_is_written() {
+    let dir = quickstart(
+        "no-command",
+        &[(
+            "command: [sh, model/toy-model.sh]",
+            "command: [no-such-model-binary]",
+        )],
+    );
+    let out = run(&dir, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("spec.parameters.command: program \"no-such-model-binary\" not found"),
+        "{err}"
+    );
+    assert!(!dir.join("working").exists(), "nothing written");
+
+    let dir = quickstart(
+        "bad-path",
+        &[(
+            "command: [sh, model/toy-model.sh]",
+            "command: [model/missing.sh]",
+        )],
+    );
+    let err = text(&run(&dir, &[]).stderr);
+    assert!(err.contains("relative to"), "{err}");
+}
+
+#[test]
+fn a_working_folder_that_cannot_be_written_is_named() {
+    let dir = quickstart("unwritable", &[]);
+    std::fs::write(dir.join("working"), "a file where the folder should be").unwrap();
+    let out = run(&dir, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("spec.context.workingLocation"), "{err}");
+}
+
+#[test]
+fn dry_run_delegates_to_plan() {
+    let dir = quickstart("dry-run", &[]);
+    let out = run(&dir, &["--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout)
+            .contains("Runs: 12 total, 0 complete, 12 missing, 0 incomplete -> 12 input(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!dir.join("working").exists());
+}
+
+#[test]
+fn two_runs_of_one_series_do_not_overlap() {
+    let dir = quickstart("lock", &[]);
+    edit(&dir, &[("sleep: 1", "sleep: 5")]);
+    let mut first = command(&dir, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the first run to start", || !executions(&dir).is_empty());
+    let out = run(&dir, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("another `simseries run`"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = Command::new("kill")
+        .args(["-INT", &first.id().to_string()])
+        .status();
+    first.wait().unwrap();
+}
