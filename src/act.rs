@@ -25,6 +25,8 @@ pub struct Actor {
     prepared: Option<Prepared>,
     /// The date planning uses (tests pin it); default: today in UTC.
     pub date: Option<Date>,
+    /// Who runs the series (tags of AWS resources): `{namespace}/{name}` or the spec file.
+    pub owner: String,
 }
 
 impl Actor {
@@ -41,6 +43,7 @@ impl Actor {
             executor,
             prepared: None,
             date: None,
+            owner: String::new(),
         }
     }
 
@@ -55,6 +58,8 @@ impl Actor {
             spec: self.spec.clone(),
             folder: DatedFolder::new(&self.spec.series.name, date),
             pass: pass.number,
+            generation: pass.generation,
+            owner: self.owner.clone(),
             working_location: self.locations.working.clone(),
             working: self.stores.working.clone(),
         }

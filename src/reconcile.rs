@@ -17,6 +17,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
+use crate::executor::Definition;
 use crate::spec::SimulationSeriesSpec;
 use crate::status::{
     GroupJobs, JobRecord, LogRecord, Pass, Phase, RunCounts, SimulationSeriesStatus, StatusSummary,
@@ -117,7 +118,7 @@ pub enum Event {
     InitsCopied(Result<(), Failure>),
     Registered {
         group: usize,
-        result: Result<String, Failure>,
+        result: Result<Definition, Failure>,
     },
     Submitted {
         group: usize,
@@ -283,6 +284,7 @@ fn planning(status: &mut SimulationSeriesStatus, event: &Event, now: Timestamp) 
                     group: g.group.clone(),
                     group_key: g.group_key.clone(),
                     job_definition: None,
+                    definition_owned: false,
                     jobs: g
                         .jobs
                         .iter()
@@ -340,7 +342,8 @@ fn submitting(
     match event {
         Event::Registered { group, result } => {
             if let (Some(g), Ok(definition)) = (pass.groups.get_mut(*group), result) {
-                g.job_definition = Some(definition.clone());
+                g.job_definition = Some(definition.id.clone());
+                g.definition_owned = definition.owned;
             } else if let (Some(g), Err(_)) = (pass.groups.get_mut(*group), result) {
                 // The group's jobs cannot run; the pass goes on with the others.
                 for job in &mut g.jobs {
@@ -560,7 +563,8 @@ fn failure_of(event: &Event) -> Option<&Failure> {
         Event::Resumed => None,
         Event::Planned(r) => r.as_ref().err(),
         Event::InputsWritten(r) | Event::InitsCopied(r) | Event::Cleaned(r) => r.as_ref().err(),
-        Event::Registered { result, .. } | Event::Submitted { result, .. } => result.as_ref().err(),
+        Event::Registered { result, .. } => result.as_ref().err(),
+        Event::Submitted { result, .. } => result.as_ref().err(),
         Event::Polled(r) => r.as_ref().err(),
         Event::Terminated(r) => r.as_ref().err(),
         Event::LogsCollected(r) => r.as_ref().err(),

@@ -17,6 +17,8 @@ use sha2::{Digest, Sha256};
 
 use crate::act::Actor;
 use crate::executor::Executor;
+use crate::executor::batch::aws::AwsBatchApi;
+use crate::executor::batch::{BatchExecutor, BatchSettings};
 use crate::executor::local::{Launcher, LocalExecutor};
 use crate::layout::Date;
 use crate::location::Location;
@@ -94,16 +96,37 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, String> {
     };
     let stores = Stores::open(&locations, &s3).await;
 
-    let Location::Local(root) = &locations.working else {
-        return Err("spec.context.workingLocation: an s3:// working location runs on AWS Batch, which this build of `simseries run` does not drive yet; use a local folder".into());
+    // A local working folder runs the model here; an S3 one runs it on AWS Batch.
+    let (executor, local, _lock): (
+        Arc<dyn Executor>,
+        Option<Arc<LocalExecutor>>,
+        Option<RunLock>,
+    ) = match &locations.working {
+        Location::Local(root) => {
+            let launcher = Launcher::choose(&spec, &file.folder).await?;
+            let local = Arc::new(LocalExecutor::new(
+                launcher,
+                root.clone(),
+                spec.context.vcpus,
+            ));
+            let lock = RunLock::take(root, &spec.series.name)?;
+            (local.clone(), Some(local), Some(lock))
+        }
+        Location::S3 { .. } => {
+            let settings = BatchSettings::from_spec(&spec).map_err(|e| e.to_string())?;
+            let api = AwsBatchApi::connect(spec.context.region.as_deref()).await;
+            (
+                Arc::new(BatchExecutor::new(Arc::new(api), settings)),
+                None,
+                None,
+            )
+        }
     };
-    let launcher = Launcher::choose(&spec, &file.folder).await?;
-    let local = Arc::new(LocalExecutor::new(
-        launcher,
-        root.clone(),
-        spec.context.vcpus,
-    ));
-    let _lock = RunLock::take(root, &spec.series.name)?;
+    stores
+        .working
+        .probe()
+        .await
+        .map_err(|e| format!("{e}; check spec.context.workingLocation"))?;
 
     let key = status_key(&spec.series.name);
     let mut state = load_state(stores.working.as_ref(), &key).await?;
@@ -115,9 +138,9 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, String> {
     }
     save_state(stores.working.as_ref(), &key, &state).await?;
 
-    let executor: Arc<dyn Executor> = local.clone();
     let mut actor = Actor::new(spec.clone(), locations.clone(), stores.clone(), executor);
     actor.date = options.date;
+    actor.owner = owner_of(&file.path);
     let generation = spec_generation(&spec);
     let rerun = (state.rerun > 0).then(|| state.rerun.to_string());
     let mut reporter = Reporter::new(options.progress_bar, spec.parameters.retries);
@@ -145,19 +168,20 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, String> {
             break;
         }
         acted = true;
-        reporter.show(&state.status, &decision.action, &local);
+        reporter.show(&state.status, &decision.action, local.as_deref());
         event = match decision.action {
             Action::Done => break,
-            Action::Wait { until } => match wait(until, &local, &mut reporter, &state.status).await
-            {
-                Waited::Elapsed => Event::Resumed,
-                // Every child has finished: look now rather than at the next poll.
-                Waited::AllDone => actor.act(&state.status, &Action::Poll).await,
-                Waited::Interrupted => {
-                    interrupted = true;
-                    break;
+            Action::Wait { until } => {
+                match wait(until, local.as_deref(), &mut reporter, &state.status).await {
+                    Waited::Elapsed => Event::Resumed,
+                    // Every child has finished: look now rather than at the next poll.
+                    Waited::AllDone => actor.act(&state.status, &Action::Poll).await,
+                    Waited::Interrupted => {
+                        interrupted = true;
+                        break;
+                    }
                 }
-            },
+            }
             action => {
                 let acting = actor.act(&state.status, &action);
                 tokio::select! {
@@ -172,7 +196,9 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, String> {
     }
     if interrupted {
         reporter.finish();
-        local.shutdown().await;
+        if let Some(local) = &local {
+            local.shutdown().await;
+        }
         save_state(stores.working.as_ref(), &key, &state).await?;
         return Ok(RunOutcome {
             status: state.status,
@@ -213,7 +239,7 @@ enum Waited {
 /// Sleeps until `until`, waking early when every local child has finished.
 async fn wait(
     until: Timestamp,
-    local: &LocalExecutor,
+    local: Option<&LocalExecutor>,
     reporter: &mut Reporter,
     status: &SimulationSeriesStatus,
 ) -> Waited {
@@ -222,7 +248,7 @@ async fn wait(
         .as_ref()
         .is_some_and(|p| p.phase == Phase::Running && p.consecutive_errors == 0);
     loop {
-        if polling && local.all_done() {
+        if polling && local.is_some_and(LocalExecutor::all_done) {
             return Waited::AllDone;
         }
         let left = until.duration_since(Timestamp::now());
@@ -232,13 +258,36 @@ async fn wait(
         let tick = Duration::try_from(left)
             .unwrap_or(Duration::ZERO)
             .min(Duration::from_secs(1));
+        let changed = async {
+            match local {
+                Some(local) => local.changed().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
-            _ = local.changed() => {}
+            _ = changed => {}
             _ = interrupt() => return Waited::Interrupted,
         }
         reporter.tick(local, until);
     }
+}
+
+/// The owner tag of a local run: the spec file, within AWS's tag value rules.
+fn owner_of(file: &Path) -> String {
+    let path = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let text: String = format!("file:{}", path.display())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let start = text.len().saturating_sub(256);
+    text[start..].to_string()
 }
 
 /// Ctrl-C or SIGTERM.
@@ -438,10 +487,17 @@ impl Reporter {
     }
 
     /// A line per phase change and poll.
-    fn show(&mut self, status: &SimulationSeriesStatus, action: &Action, local: &LocalExecutor) {
+    fn show(
+        &mut self,
+        status: &SimulationSeriesStatus,
+        action: &Action,
+        local: Option<&LocalExecutor>,
+    ) {
         let Some(pass) = &status.pass else { return };
         let (mut done, mut failed, mut running, total) = counts(status);
-        if pass.phase == Phase::Running {
+        if pass.phase == Phase::Running
+            && let Some(local) = local
+        {
             // Local children report as they change; the status only at polls.
             (done, failed, running) = local.live_counts();
         }
@@ -481,8 +537,8 @@ impl Reporter {
     }
 
     /// Live counts between polls (local children report as they change).
-    fn tick(&mut self, local: &LocalExecutor, next_poll: Timestamp) {
-        if let Some(bar) = &self.bar {
+    fn tick(&mut self, local: Option<&LocalExecutor>, next_poll: Timestamp) {
+        if let (Some(bar), Some(local)) = (&self.bar, local) {
             let (done, failed, running) = local.live_counts();
             let left = next_poll.duration_since(Timestamp::now()).as_secs().max(0);
             bar.set_position((done + failed) as u64);

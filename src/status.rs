@@ -135,6 +135,10 @@ pub struct GroupJobs {
     /// Job definition the group's jobs run (ARN on AWS Batch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_definition: Option<String>,
+    /// Whether the job definition is this series' own (registered by it); `cleanJobs`
+    /// deregisters only those.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub definition_owned: bool,
     /// Array jobs of the group (more than one only past 10,000 inputs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<JobRecord>,

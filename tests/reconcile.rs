@@ -4,6 +4,7 @@ mod common;
 
 use common::{SERIES, series};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use simseries::executor::Definition;
 use simseries::reconcile::{
     Action, Decision, Event, Failure, GroupLogs, JobObservation, Observation, PlanOutcome,
     PlannedGroup, PlannedJobRecord, decide,
@@ -96,7 +97,7 @@ impl Driver {
                 t0(),
                 Event::Registered {
                     group: 0,
-                    result: Ok("def-g".into())
+                    result: Ok(definition("def-g"))
                 }
             ),
             Action::Submit { group: 0, job: 0 }
@@ -128,7 +129,7 @@ impl Driver {
                 t0(),
                 Event::Registered {
                     group: 1,
-                    result: Ok("def-h".into())
+                    result: Ok(definition("def-h"))
                 }
             ),
             Action::Submit { group: 1, job: 0 }
@@ -146,6 +147,13 @@ impl Driver {
         );
         assert_eq!(self.phase(), Phase::Running);
         assert_eq!(self.status.active_jobs, 3);
+    }
+}
+
+fn definition(id: &str) -> Definition {
+    Definition {
+        id: id.into(),
+        owned: true,
     }
 }
 
@@ -551,7 +559,7 @@ fn a_restart_resubmits_only_what_was_not_recorded() {
         t0(),
         Event::Registered {
             group: 0,
-            result: Ok("def".into()),
+            result: Ok(definition("def")),
         },
     );
     d.step(

@@ -21,7 +21,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::{Notify, Semaphore, watch};
 
-use super::{ChildOutcome, Executor, PassContext, STATUS_LOG_KEYS};
+use super::{ChildOutcome, Definition, Executor, PassContext, STATUS_LOG_KEYS};
 use crate::logfilter::LogFilter;
 use crate::reconcile::{Failure, GroupLogs, JobObservation};
 use crate::spec::SimulationSeriesSpec;
@@ -656,14 +656,20 @@ impl Executor for LocalExecutor {
         &'a self,
         _context: &'a PassContext,
         group: &'a GroupJobs,
-    ) -> BoxFuture<'a, Result<String, Failure>> {
+    ) -> BoxFuture<'a, Result<Definition, Failure>> {
         // No job definitions locally; the launcher is the definition.
         let definition = match &self.launcher {
             Launcher::Command { argv, .. } => format!("local:command:{}", argv.join(" ")),
             Launcher::Container { engine, image } => format!("local:{engine}:{image}"),
         };
         let _ = group;
-        async move { Ok(definition) }.boxed()
+        async move {
+            Ok(Definition {
+                id: definition,
+                owned: false,
+            })
+        }
+        .boxed()
     }
 
     fn submit<'a>(

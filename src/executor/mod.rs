@@ -2,6 +2,7 @@
 //! machine; the AWS Batch executor submits array jobs. Both sit behind [`Executor`], so the
 //! reconcile loop and its drivers do not know which one they talk to.
 
+pub mod batch;
 pub mod local;
 
 use std::sync::Arc;
@@ -21,6 +22,9 @@ pub struct PassContext {
     pub spec: Arc<SimulationSeriesSpec>,
     pub folder: DatedFolder,
     pub pass: u32,
+    pub generation: i64,
+    /// Who runs the series: `{namespace}/{name}` in the cluster, the spec file locally.
+    pub owner: String,
     pub working_location: Location,
     pub working: Arc<dyn Storage>,
 }
@@ -49,14 +53,23 @@ pub struct ChildOutcome {
     pub id: Option<String>,
 }
 
+/// The job definition a group's jobs run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definition {
+    /// ARN on AWS Batch.
+    pub id: String,
+    /// Registered by this series (tagged as its own): `cleanJobs` deregisters it.
+    pub owned: bool,
+}
+
 /// Runs array jobs. Every call is idempotent: a driver that died may repeat it.
 pub trait Executor: Send + Sync {
-    /// Makes sure the group's job definition exists; returns its identifier (ARN).
+    /// Makes sure the group's job definition exists (reusing an identical active revision).
     fn register<'a>(
         &'a self,
         context: &'a PassContext,
         group: &'a GroupJobs,
-    ) -> BoxFuture<'a, Result<String, Failure>>;
+    ) -> BoxFuture<'a, Result<Definition, Failure>>;
 
     /// Makes sure the job is submitted (adopting one submitted before a crash); returns its ID.
     fn submit<'a>(
