@@ -175,9 +175,15 @@ async fn plan(
 /// stderr.
 fn report_run(outcome: &RunOutcome) {
     if outcome.interrupted {
-        eprintln!(
-            "simseries: interrupted; unfinished inputs were stopped and run again on the next `simseries run` (finished outputs are kept; the status file is up to date)"
-        );
+        if outcome.local {
+            eprintln!(
+                "simseries: interrupted; unfinished inputs were stopped and run again on the next `simseries run` (finished outputs are kept; the status file is up to date)"
+            );
+        } else {
+            eprintln!(
+                "simseries: interrupted; the submitted jobs go on running on AWS Batch, and the next `simseries run` goes on watching them (the status file is up to date)"
+            );
+        }
         return;
     }
     let Some(pass) = &outcome.status.pass else {

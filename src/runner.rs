@@ -56,6 +56,8 @@ pub struct RunOutcome {
     pub acted: bool,
     /// Folders of the saved logs, as full addresses.
     pub log_folders: Vec<String>,
+    /// The jobs ran on this machine (not on AWS Batch).
+    pub local: bool,
 }
 
 /// The local record of a series: what the status subresource holds in the cluster.
@@ -207,6 +209,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, String> {
             interrupted: true,
             acted,
             log_folders: Vec::new(),
+            local: local.is_some(),
         });
     }
     reporter.finish();
@@ -227,6 +230,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, String> {
         interrupted: false,
         acted,
         log_folders,
+        local: local.is_some(),
     })
 }
 

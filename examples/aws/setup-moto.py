@@ -38,21 +38,25 @@ def main():
     s3 = client("s3")
     existing = [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
     if args.bucket not in existing:
-        s3.create_bucket(Bucket=args.bucket, CreateBucketConfiguration={"LocationConstraint": args.region})
+        if args.region == "us-east-1":
+            s3.create_bucket(Bucket=args.bucket)
+        else:
+            s3.create_bucket(Bucket=args.bucket, CreateBucketConfiguration={"LocationConstraint": args.region})
     s3.upload_file(args.template, args.bucket, "config/template.xml")
 
     iam = client("iam")
     role_name = "simseries-batch-service"
     try:
-        role = iam.get_role(RoleName=role_name)["Role"]
-    except iam.exceptions.NoSuchEntityException:
-        role = iam.create_role(
+        iam.create_role(
             RoleName=role_name,
             AssumeRolePolicyDocument=json.dumps({
                 "Version": "2012-10-17",
                 "Statement": [{"Effect": "Allow", "Principal": {"Service": "batch.amazonaws.com"}, "Action": "sts:AssumeRole"}],
             }),
-        )["Role"]
+        )
+    except iam.exceptions.EntityAlreadyExistsException:
+        pass
+    role = iam.get_role(RoleName=role_name)["Role"]
 
     batch = client("batch")
     environments = batch.describe_compute_environments(computeEnvironments=[args.queue])["computeEnvironments"]

@@ -44,6 +44,7 @@ pub fn manifest(complete: &[&str], partial: &[&str]) -> String {
     csv
 }
 
+pub mod batch;
 pub mod moto;
 
 use std::path::{Path, PathBuf};
@@ -103,3 +104,4 @@ pub fn simseries(args: &[&str], env: &[(&str, String)]) -> std::process::Output 
     }
     command.output().expect("the simseries binary runs")
 }
+pub mod fake_batch;

@@ -114,3 +114,60 @@ impl Moto {
         bucket
     }
 }
+
+impl Moto {
+    /// AWS configuration for this server, without touching the process environment.
+    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+                aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "tests"),
+            ))
+            .build()
+    }
+
+    pub fn batch(&self) -> aws_sdk_batch::Client {
+        aws_sdk_batch::Client::new(&self.sdk_config())
+    }
+
+    pub fn logs(&self) -> aws_sdk_cloudwatchlogs::Client {
+        aws_sdk_cloudwatchlogs::Client::new(&self.sdk_config())
+    }
+
+    /// A bucket and a Batch queue (no Docker), made by the AWS example's setup script.
+    pub fn setup_batch(&self, bucket: &str, queue: &str) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/aws/setup-moto.py");
+        let output = Command::new(python())
+            .arg(script)
+            .args([
+                "--endpoint",
+                &self.endpoint,
+                "--region",
+                "us-east-1",
+                "--bucket",
+                bucket,
+                "--queue",
+                queue,
+            ])
+            .output()
+            .expect("python3 runs");
+        assert!(
+            output.status.success(),
+            "setup-moto.py failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// The Python that has boto3: the one beside moto_server, else python3 on the PATH.
+pub fn python() -> String {
+    if let Ok(server) = std::env::var("SIMSERIES_MOTO_SERVER") {
+        let candidate = std::path::Path::new(&server).with_file_name("python3");
+        if candidate.is_file() {
+            return candidate.display().to_string();
+        }
+    }
+    "python3".into()
+}

@@ -182,6 +182,14 @@ fn status_summary(map: &std::collections::HashMap<String, i32>) -> StatusSummary
     }
 }
 
+/// The index of an array child: its `arrayProperties.index`, or the `:N` its ID ends with
+/// (child IDs are `{parentId}:{index}`; some servers leave the index out).
+fn child_index(id: &str, index: Option<i32>) -> Option<u32> {
+    index
+        .map(|i| i as u32)
+        .or_else(|| id.rsplit_once(':').and_then(|(_, n)| n.parse().ok()))
+}
+
 fn summary_of(job: &aws_sdk_batch::types::JobSummary) -> JobSummary {
     JobSummary {
         id: job.job_id().unwrap_or_default().to_string(),
@@ -190,10 +198,10 @@ fn summary_of(job: &aws_sdk_batch::types::JobSummary) -> JobSummary {
             .status()
             .map(|s| s.as_str().to_string())
             .unwrap_or_default(),
-        array_index: job
-            .array_properties()
-            .and_then(|a| a.index())
-            .map(|i| i as u32),
+        array_index: child_index(
+            job.job_id().unwrap_or_default(),
+            job.array_properties().and_then(|a| a.index()),
+        ),
         exit_code: job.container().and_then(|c| c.exit_code()),
         reason: job
             .container()
@@ -423,10 +431,10 @@ impl BatchApi for AwsBatchApi {
                         .and_then(|a| a.status_summary())
                         .filter(|s| !s.is_empty())
                         .map(status_summary),
-                    array_index: job
-                        .array_properties()
-                        .and_then(|a| a.index())
-                        .map(|i| i as u32),
+                    array_index: child_index(
+                        job.job_id().unwrap_or_default(),
+                        job.array_properties().and_then(|a| a.index()),
+                    ),
                     tags: tags_of(job.tags()),
                     attempts: job
                         .attempts()

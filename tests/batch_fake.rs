@@ -1,0 +1,342 @@
+//! Long-running AWS Batch behaviour that moto cannot show (its jobs end inside SubmitJob),
+//! against the scripted fake of tests/common/fake_batch.rs: several polls, stragglers
+//! terminated, a crash between SubmitJob and the status write, throttling, split arrays, and
+//! logs of several attempts. The decision function, the actor and the executor are the real
+//! ones; only the clock is driven by the test (no sleeping).
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use common::fake_batch::FakeBatch;
+use common::{SERIES, series, temp_dir};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
+use simseries::act::Actor;
+use simseries::executor::batch::{BatchExecutor, BatchSettings};
+use simseries::prepare::{Locations, Stores};
+use simseries::reconcile::{Action, Event, Observation, decide};
+use simseries::spec::SimulationSeriesSpec;
+use simseries::status::{Phase, SimulationSeriesStatus};
+use simseries::storage::S3Options;
+
+struct Harness {
+    spec: Arc<SimulationSeriesSpec>,
+    dir: PathBuf,
+    fake: Arc<FakeBatch>,
+    actor: Actor,
+    status: SimulationSeriesStatus,
+    now: Timestamp,
+    actions: Vec<Action>,
+}
+
+const TEMPLATE: &str =
+    "<?xml version=\"1.0\"?>\n<run key=\"{{ key }}\" seed=\"{{ seed }}\" rate=\"{{ rate }}\" />\n";
+
+impl Harness {
+    async fn new(name: &str, edits: &[(&str, &str)]) -> Harness {
+        let dir = temp_dir(name);
+        std::fs::write(dir.join("template.xml"), TEMPLATE).unwrap();
+        let mut yaml = SERIES
+            .replace(
+                "vcpus: 1, memory: 512}",
+                "vcpus: 1, memory: 512, account: '123456789012', region: us-east-1, user: tester, queue: q}",
+            )
+            .replace("model: ARCADE,", "model: toy, image: 'toy:1',")
+            .replace("    groups:", "    manifestSource: listing\n    groups:")
+            .replace("retries: 1, retryDelay: 5", "retries: 3, retryDelay: 60");
+        for (from, to) in edits {
+            assert!(yaml.contains(from), "{from}");
+            yaml = yaml.replace(from, to);
+        }
+        // The init of the base series has no file here.
+        yaml = yaml.replace(
+            "    - {name: INIT, key: K, group: G, seeds: [1, 2], extensions: [CELLS.json]}\n",
+            "",
+        );
+        let spec = Arc::new(series(&yaml).spec);
+        let fake = Arc::new(FakeBatch::default());
+        let actor = Self::actor_for(&spec, &dir, &fake).await;
+        Harness {
+            spec,
+            dir,
+            fake,
+            actor,
+            status: SimulationSeriesStatus::default(),
+            now: "2024-06-01T00:00:00Z".parse().unwrap(),
+            actions: Vec::new(),
+        }
+    }
+
+    /// A fresh actor and executor (a restarted driver) over the same fake AWS.
+    async fn actor_for(
+        spec: &Arc<SimulationSeriesSpec>,
+        dir: &std::path::Path,
+        fake: &Arc<FakeBatch>,
+    ) -> Actor {
+        let locations = Locations::resolve(spec, Some(dir)).unwrap();
+        let stores = Stores::open(&locations, &S3Options::default()).await;
+        let executor = BatchExecutor::new(fake.clone(), BatchSettings::from_spec(spec).unwrap());
+        let mut actor = Actor::new(spec.clone(), locations, stores, Arc::new(executor));
+        actor.date = Some("2024-06-01".parse().unwrap());
+        actor.owner = "test:fake".into();
+        actor
+    }
+
+    fn decide(&mut self, event: Event) -> Action {
+        let decision = decide(
+            &self.spec,
+            &self.status,
+            &Observation {
+                now: self.now,
+                generation: 1,
+                rerun: None,
+                event,
+            },
+        );
+        self.status = decision.status;
+        self.actions.push(decision.action.clone());
+        decision.action
+    }
+
+    /// Runs until the pass is done; `on_wait(fake, n)` scripts AWS at the n-th wait.
+    async fn run(&mut self, mut on_wait: impl FnMut(&FakeBatch, usize)) {
+        let mut event = Event::Resumed;
+        let mut waits = 0;
+        for _ in 0..1000 {
+            match self.decide(event) {
+                Action::Done => return,
+                Action::Wait { until } => {
+                    assert!(until > self.now, "waits move forward");
+                    self.now = until;
+                    waits += 1;
+                    on_wait(&self.fake, waits);
+                    event = Event::Resumed;
+                }
+                action => event = self.actor.act(&self.status, &action).await,
+            }
+        }
+        panic!("the pass did not end: {:?}", self.actions.last());
+    }
+
+    fn pass(&self) -> &simseries::status::Pass {
+        self.status.pass.as_ref().unwrap()
+    }
+
+    fn count(&self, pred: impl Fn(&Action) -> bool) -> usize {
+        self.actions.iter().filter(|a| pred(a)).count()
+    }
+}
+
+#[tokio::test]
+async fn several_polls_then_the_stragglers_are_terminated() {
+    let mut h = Harness::new("fake-terminate", &[]).await;
+    let start = h.now;
+    let mut seen = Vec::new();
+    h.run(|fake, wait| {
+        seen.push((fake.calls("DescribeJobs"), fake.calls("ListJobs")));
+        // Group H finishes after the first wait; group G's children keep running.
+        if wait == 1 {
+            fake.set_file_set("S_H", "SUCCEEDED");
+            fake.set_file_set("S_G", "RUNNING");
+        }
+    })
+    .await;
+    // While polling: one DescribeJobs per poll (two parents), no ListJobs beyond the two
+    // adoption checks of the submissions; children are listed only at the end.
+    assert_eq!(seen, [(0, 2), (1, 2), (2, 2)]);
+    assert_eq!(h.count(|a| *a == Action::Poll), 3, "{:?}", h.actions);
+    let terminate: Vec<&Action> = h
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Terminate { .. }))
+        .collect();
+    let g_id = h.pass().groups[0].jobs[0].id.clone().unwrap();
+    assert_eq!(
+        terminate,
+        [&Action::Terminate {
+            jobs: vec![g_id.clone()]
+        }],
+        "only the straggler"
+    );
+    assert_eq!(h.fake.calls("TerminateJob"), 1);
+    // Three polls 60 s apart and no time spent between termination and the end.
+    assert_eq!(h.now.duration_since(start), SignedDuration::from_secs(180));
+    assert_eq!(h.pass().phase, Phase::Incomplete);
+    assert!(h.pass().groups[0].jobs[0].terminated);
+    assert!(!h.pass().groups[1].jobs[0].terminated);
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(h.dir.join("working/S/2024-06-01/simseries/pass-1.json")).unwrap(),
+    )
+    .unwrap();
+    let child = &record["groups"][0]["jobs"][0]["children"][0];
+    assert_eq!(child["outcome"]["state"], "FAILED");
+    assert!(
+        child["outcome"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("terminated by simseries")
+    );
+}
+
+#[tokio::test]
+async fn a_crash_between_submit_and_the_status_write_does_not_submit_twice() {
+    let mut h = Harness::new("fake-crash", &[]).await;
+    let mut event = Event::Resumed;
+    loop {
+        match h.decide(event) {
+            Action::Submit { group: 0, job: 0 } => break,
+            Action::Wait { .. } | Action::Done => panic!("no submission"),
+            action => event = h.actor.act(&h.status, &action).await,
+        }
+    }
+    // The job reaches AWS, then the driver dies before it can record the ID.
+    let _lost = h
+        .actor
+        .act(&h.status, &Action::Submit { group: 0, job: 0 })
+        .await;
+    assert_eq!(h.fake.calls("SubmitJob"), 1);
+    assert!(
+        h.pass().groups[0].jobs[0].id.is_none(),
+        "the status only has the intent"
+    );
+
+    // A new driver resumes from the status.
+    h.actor = Harness::actor_for(&h.spec, &h.dir, &h.fake).await;
+    h.run(|fake, _| fake.set_all("SUCCEEDED")).await;
+    assert_eq!(
+        h.fake.calls("SubmitJob"),
+        2,
+        "one per group: the first was adopted, not resubmitted"
+    );
+    assert_eq!(h.fake.state.lock().unwrap().jobs.len(), 2);
+    assert_eq!(h.pass().groups[0].jobs[0].id.as_deref(), Some("job-1"));
+    assert_eq!(h.pass().phase, Phase::Complete);
+}
+
+#[tokio::test]
+async fn throttling_backs_off_is_reported_and_loses_nothing() {
+    let mut h = Harness::new("fake-throttle", &[]).await;
+    h.fake.state.lock().unwrap().throttle_submits = 1;
+    let mut seen_error = None;
+    let mut waits = Vec::new();
+    let mut event = Event::Resumed;
+    for _ in 0..200 {
+        match h.decide(event) {
+            Action::Done => break,
+            Action::Wait { until } => {
+                waits.push(until.duration_since(h.now));
+                if let Some(error) = &h.pass().last_error {
+                    seen_error.get_or_insert(error.clone());
+                }
+                if h.pass().phase == Phase::Running
+                    && h.pass().attempts == 0
+                    && h.fake.calls("DescribeJobs") == 0
+                {
+                    // Throttle the first three polls.
+                    h.fake.state.lock().unwrap().throttle_describes = 3;
+                }
+                if h.pass().attempts == 0 && h.fake.calls("DescribeJobs") == 3 {
+                    h.fake.set_all("SUCCEEDED");
+                }
+                h.now = until;
+                event = Event::Resumed;
+            }
+            action => event = h.actor.act(&h.status, &action).await,
+        }
+    }
+    assert_eq!(h.pass().phase, Phase::Complete, "{:?}", h.actions.last());
+    assert!(seen_error.unwrap().starts_with("Throttled: "));
+    let secs: Vec<i64> = waits.iter().map(|w| w.as_secs()).collect();
+    // A throttled submit waits 5 s; three throttled polls wait 5, 10, 20 s; polls are 60 s apart.
+    assert_eq!(secs, [5, 60, 5, 10, 20], "{secs:?}");
+    assert_eq!(
+        h.fake.state.lock().unwrap().jobs.len(),
+        2,
+        "no job lost or doubled"
+    );
+    assert_eq!(h.pass().attempts, 1, "throttled polls are not attempts");
+    assert_eq!(h.pass().consecutive_errors, 0);
+}
+
+#[tokio::test]
+async fn more_than_ten_thousand_inputs_split_into_array_jobs() {
+    // Two conditions x 5,001 seeds, one input per run: 10,002 inputs in group G.
+    let seeds = (0..5001)
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let seeds = format!("seeds: [{seeds}]");
+    let mut h = Harness::new(
+        "fake-split",
+        &[
+            ("seeds: [0, 1, 2, 3]", &seeds),
+            ("groups: {G: '', H: ''}", "groups: {G: '', H: null}"),
+        ],
+    )
+    .await;
+    h.run(|fake, _| fake.set_all("SUCCEEDED")).await;
+
+    let jobs = &h.pass().groups[0].jobs;
+    let sizes: Vec<(String, u32)> = jobs
+        .iter()
+        .map(|j| (j.file_set_name.clone(), j.array_size))
+        .collect();
+    assert_eq!(
+        sizes,
+        [("S_G".to_string(), 10_000), ("S_G-part1".to_string(), 2)]
+    );
+    let state = h.fake.state.lock().unwrap();
+    let part = &state.jobs[1].request;
+    assert_eq!(part.job_name, "tester_S_G-part1");
+    assert_eq!(
+        part.environment,
+        [("FILE_SET_NAME".to_string(), "S_G-part1".to_string())]
+    );
+    let inputs = h.dir.join("working/S/2024-06-01/inputs");
+    assert!(inputs.join("S_G_9999.xml").is_file());
+    assert!(!inputs.join("S_G_10000.xml").exists());
+    assert!(inputs.join("S_G-part1_1.xml").is_file());
+    // The last run: condition B (index 1), seed 5000.
+    assert_eq!(
+        std::fs::read_to_string(inputs.join("S_G-part1_1.xml")).unwrap(),
+        "<?xml version=\"1.0\"?>\n<run key=\"B\" seed=\"5000\" rate=\"0.5\" />"
+    );
+    // The status stays small: two job records, no per-child detail.
+    let size = serde_json::to_vec(&h.status).unwrap().len();
+    assert!(size < 8 * 1024, "status of {size} bytes");
+}
+
+#[tokio::test]
+async fn logs_of_every_attempt_are_saved() {
+    let mut h = Harness::new(
+        "fake-logs",
+        &[("seedsPerJob: 2}", "seedsPerJob: 2, logFilter: '-DEBUG'}")],
+    )
+    .await;
+    h.run(|fake, wait| {
+        if wait == 1 {
+            let mut state = fake.state.lock().unwrap();
+            // Child 0 of the first job failed once and was retried by AWS on a new stream.
+            state.jobs[0].children[0]
+                .streams
+                .push("def/default/job-1-0-attempt2".into());
+            drop(state);
+            fake.log("def/default/job-1-0-attempt1", 1, "starting");
+            fake.log("def/default/job-1-0-attempt1", 2, "ERROR out of memory");
+            fake.log("def/default/job-1-0-attempt2", 3, "DEBUG details");
+            fake.log("def/default/job-1-0-attempt2", 4, "done");
+            fake.set_all("SUCCEEDED");
+        }
+    })
+    .await;
+    let log =
+        std::fs::read_to_string(h.dir.join("working/S/2024-06-01/logs/pass-1/S_G_0.log")).unwrap();
+    assert_eq!(
+        log,
+        "--- attempt 1 (def/default/job-1-0-attempt1) ---\nstarting\nERROR out of memory\n--- attempt 2 (def/default/job-1-0-attempt2) ---\ndone\n"
+    );
+    assert_eq!(h.pass().groups[0].logs.as_ref().unwrap().count, 8);
+    assert_eq!(h.pass().phase, Phase::Complete);
+}

@@ -1,0 +1,613 @@
+//! The AWS Batch executor against a real moto server (Batch without Docker, CloudWatch Logs,
+//! S3, IAM): definitions, submission, polling at the API's limits, failures, logs, cleaning,
+//! adoption, and `simseries run` on an S3 working location.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::batch::Counting;
+use common::moto::{self, Moto};
+use common::{SERIES, series, simseries, temp_dir};
+use serde_json::Value;
+use simseries::executor::batch::api::{BatchApi, SubmitRequest};
+use simseries::executor::batch::aws::AwsBatchApi;
+use simseries::executor::batch::{BatchExecutor, BatchSettings};
+use simseries::executor::{Executor, PassContext};
+use simseries::layout::DatedFolder;
+use simseries::location::Location;
+use simseries::spec::SimulationSeriesSpec;
+use simseries::status::{GroupJobs, JobRecord, Pass, Phase};
+use simseries::storage::LocalStorage;
+
+/// The test series on `queue`; the user (prefix of definition and job names) is the queue's
+/// name, so tests sharing a moto server do not see each other's definitions.
+fn spec(queue: &str, edits: &[(&str, &str)]) -> SimulationSeriesSpec {
+    let user = queue.trim_end_matches("-queue");
+    let mut yaml = SERIES
+        .replace(
+            "vcpus: 1, memory: 512}",
+            &format!("vcpus: 1, memory: 512, account: '123456789012', region: us-east-1, user: {user}, queue: {queue}}}"),
+        )
+        .replace("model: ARCADE,", "model: ARCADE, image: 'arcade:1.0',");
+    for (from, to) in edits {
+        yaml = yaml.replace(from, to);
+    }
+    series(&yaml).spec
+}
+
+fn context(spec: SimulationSeriesSpec, root: &Path, pass: u32) -> PassContext {
+    let folder = DatedFolder::new(&spec.series.name, "2024-06-01".parse().unwrap());
+    PassContext {
+        spec: Arc::new(spec),
+        folder,
+        pass,
+        generation: 7,
+        owner: "test:batch".into(),
+        working_location: Location::parse("s3://bucket/work", None).unwrap(),
+        working: Arc::new(LocalStorage::new(root.to_path_buf())),
+    }
+}
+
+fn group(key: &str, definition: Option<String>, jobs: Vec<JobRecord>) -> GroupJobs {
+    GroupJobs {
+        group: "G".into(),
+        group_key: key.into(),
+        job_definition: definition,
+        definition_owned: true,
+        jobs,
+        logs: None,
+    }
+}
+
+fn job(name: &str, file_set: &str, size: u32, id: Option<String>) -> JobRecord {
+    JobRecord {
+        name: name.into(),
+        file_set_name: file_set.into(),
+        array_size: size,
+        runs: size,
+        id,
+        state: None,
+        summary: None,
+        terminated: false,
+    }
+}
+
+fn pass(groups: Vec<GroupJobs>) -> Pass {
+    Pass {
+        number: 1,
+        generation: 7,
+        rerun: None,
+        date: "2024-06-01".into(),
+        phase: Phase::Running,
+        started_at: None,
+        finished_at: None,
+        attempts: 0,
+        next_poll_at: None,
+        consecutive_errors: 0,
+        last_error: None,
+        record: None,
+        groups,
+    }
+}
+
+struct Setup {
+    moto: &'static Moto,
+    queue: String,
+    api: Arc<Counting>,
+    executor: BatchExecutor,
+    spec: SimulationSeriesSpec,
+}
+
+async fn setup(name: &str, moto: &'static Moto) -> Setup {
+    let bucket = format!("{name}-{}", std::process::id());
+    let queue = format!("{name}-queue");
+    moto.setup_batch(&bucket, &queue);
+    let api = Counting::new(Arc::new(AwsBatchApi::from_config(&moto.sdk_config(), None)));
+    let spec = spec(&queue, &[]);
+    let executor = BatchExecutor::new(api.clone(), BatchSettings::from_spec(&spec).unwrap());
+    Setup {
+        moto,
+        queue,
+        api,
+        executor,
+        spec,
+    }
+}
+
+#[tokio::test]
+async fn job_definitions_are_reused_when_identical_and_only_own_ones_deregistered() {
+    let s = setup("definitions", moto::shared()).await;
+    let root = temp_dir("definitions");
+    let ctx = context(s.spec.clone(), &root, 1);
+    let g = group("S_G", None, vec![]);
+
+    let first = s.executor.register(&ctx, &g).await.unwrap();
+    assert!(first.owned);
+    assert!(
+        first.id.ends_with("job-definition/definitions_S_G:1"),
+        "{}",
+        first.id
+    );
+    let again = s.executor.register(&ctx, &g).await.unwrap();
+    assert_eq!(
+        again.id, first.id,
+        "identical content reuses the active revision"
+    );
+    assert_eq!(s.api.calls("RegisterJobDefinition"), 1);
+
+    // The content the contract asks for.
+    let described = s
+        .moto
+        .batch()
+        .describe_job_definitions()
+        .job_definitions(&first.id)
+        .send()
+        .await
+        .unwrap();
+    let properties = described.job_definitions()[0]
+        .container_properties()
+        .unwrap();
+    assert_eq!(
+        properties.image(),
+        Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/definitions/arcade:1.0")
+    );
+    assert_eq!(
+        properties.job_role_arn(),
+        Some("arn:aws:iam::123456789012:role/BatchJobRole")
+    );
+    let mut env: Vec<(String, String)> = properties
+        .environment()
+        .iter()
+        .map(|kv| {
+            (
+                kv.name().unwrap().to_string(),
+                kv.value().unwrap().to_string(),
+            )
+        })
+        .collect();
+    env.sort();
+    assert_eq!(
+        env,
+        [
+            (
+                "BATCH_WORKING_URL".to_string(),
+                "s3://bucket/work/S/2024-06-01/".to_string()
+            ),
+            ("FILE_SET_NAME".to_string(), "S_G".to_string()),
+            ("SIMULATION_TYPE".to_string(), "AWS".to_string()),
+        ]
+    );
+
+    // Other content (more memory) is a new revision.
+    let bigger = context(spec(&s.queue, &[("memory: 512", "memory: 1024")]), &root, 1);
+    let second = s.executor.register(&bigger, &g).await.unwrap();
+    assert!(second.id.ends_with(":2"), "{}", second.id);
+
+    // A definition someone else registered with the same content is used, but not owned.
+    let foreign_ctx = context(s.spec.clone(), &root, 1);
+    let foreign_group = group("S_H", None, vec![]);
+    let content = s.executor.definition_content(&foreign_ctx, "S_H");
+    let foreign = s
+        .api
+        .register_job_definition(&content, &Default::default())
+        .await
+        .unwrap();
+    let used = s
+        .executor
+        .register(&foreign_ctx, &foreign_group)
+        .await
+        .unwrap();
+    assert_eq!(used.id, foreign);
+    assert!(!used.owned);
+
+    // Cleaning deregisters only the series' own definitions.
+    let mut own = group("S_G", Some(first.id.clone()), vec![]);
+    own.definition_owned = true;
+    let mut theirs = group("S_H", Some(foreign.clone()), vec![]);
+    theirs.definition_owned = false;
+    s.executor
+        .clean(&ctx, &pass(vec![own, theirs]))
+        .await
+        .unwrap();
+    let status = |arn: &str| {
+        let arn = arn.to_string();
+        async move {
+            let out = s
+                .moto
+                .batch()
+                .describe_job_definitions()
+                .job_definitions(&arn)
+                .send()
+                .await
+                .unwrap();
+            out.job_definitions()[0].status().unwrap().to_string()
+        }
+    };
+    assert_eq!(status(&first.id).await, "INACTIVE");
+    assert_eq!(status(&foreign).await, "ACTIVE");
+}
+
+#[tokio::test]
+async fn array_and_plain_jobs_follow_the_contract() {
+    let s = setup("submit", moto::shared()).await;
+    let root = temp_dir("submit");
+    let ctx = context(s.spec.clone(), &root, 1);
+    let definition = s
+        .executor
+        .register(&ctx, &group("S_G", None, vec![]))
+        .await
+        .unwrap();
+    let jobs = vec![
+        job("submit_S_G", "S_G", 3, None),
+        job("submit_S_G-part1", "S_G-part1", 1, None),
+    ];
+    let g = group("S_G", Some(definition.id.clone()), jobs.clone());
+
+    let array = s.executor.submit(&ctx, &g, &jobs[0]).await.unwrap();
+    let plain = s.executor.submit(&ctx, &g, &jobs[1]).await.unwrap();
+    let submitted = s.api.submitted.lock().unwrap().clone();
+    assert_eq!(submitted[0].array_size, Some(3));
+    assert!(
+        submitted[0].environment.is_empty(),
+        "the definition's FILE_SET_NAME serves the first job"
+    );
+    assert_eq!(submitted[1].array_size, None, "one input is a plain job");
+    assert_eq!(
+        submitted[1].environment,
+        [("FILE_SET_NAME".to_string(), "S_G-part1".to_string())]
+    );
+    assert_eq!(submitted[1].tags["simseries.io/file-set"], "S_G-part1");
+
+    let described = s
+        .moto
+        .batch()
+        .describe_jobs()
+        .jobs(&array)
+        .jobs(&plain)
+        .send()
+        .await
+        .unwrap();
+    let by_id = |id: &str| {
+        described
+            .jobs()
+            .iter()
+            .find(|j| j.job_id() == Some(id))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_id(&array).job_name(), Some("submit_S_G"));
+    assert_eq!(by_id(&array).array_properties().unwrap().size(), Some(3));
+    assert!(by_id(&plain).array_properties().is_none());
+    assert_eq!(by_id(&array).tags().unwrap()["simseries.io/pass"], "1");
+    assert_eq!(
+        by_id(&array).job_queue().map(|q| q.ends_with(&s.queue)),
+        Some(true)
+    );
+
+    // moto finishes jobs inside SubmitJob.
+    let mut recorded = jobs.clone();
+    recorded[0].id = Some(array.clone());
+    recorded[1].id = Some(plain.clone());
+    let observed = s.executor.poll(&ctx, &recorded).await.unwrap();
+    assert_eq!(observed[0].state, "SUCCEEDED");
+    assert_eq!(observed[0].summary.succeeded, 3);
+    assert_eq!(observed[1].summary.succeeded, 1);
+
+    let children = s.executor.children(&ctx, &recorded[0]).await.unwrap();
+    assert_eq!(children.len(), 3);
+    assert_eq!(
+        children[2].id.as_deref(),
+        Some(format!("{array}:2").as_str())
+    );
+    assert!(children.iter().all(|c| c.state == "SUCCEEDED"));
+}
+
+#[tokio::test]
+async fn polls_describe_parents_a_hundred_at_a_time() {
+    let s = setup("poll", moto::shared()).await;
+    let root = temp_dir("poll");
+    let ctx = context(s.spec.clone(), &root, 1);
+    let definition = s
+        .executor
+        .register(&ctx, &group("S_G", None, vec![]))
+        .await
+        .unwrap();
+    let mut records = Vec::new();
+    for i in 0..250 {
+        let size = if i % 50 == 0 { 20 } else { 1 };
+        let request = SubmitRequest {
+            job_name: format!("poll-{i}"),
+            queue: s.queue.clone(),
+            definition: definition.id.clone(),
+            array_size: (size > 1).then_some(size),
+            environment: vec![],
+            tags: Default::default(),
+        };
+        let id = s.api.submit_job(&request).await.unwrap();
+        records.push(job(&format!("poll-{i}"), "S_G", size, Some(id)));
+    }
+    s.api.reset();
+    let observed = s.executor.poll(&ctx, &records).await.unwrap();
+    assert_eq!(observed.len(), 250);
+    // ceil(250 / 100) calls, whatever the number of array children (5 x 20 here).
+    assert_eq!(s.api.calls("DescribeJobs"), 3);
+    assert_eq!(*s.api.largest_describe.lock().unwrap(), 100);
+    assert_eq!(
+        s.api.calls("ListJobs"),
+        0,
+        "children are not listed to poll"
+    );
+    assert_eq!(observed[0].summary.succeeded, 20);
+    assert_eq!(
+        observed.iter().map(|o| o.id.clone()).collect::<Vec<_>>(),
+        records
+            .iter()
+            .map(|r| r.id.clone().unwrap())
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn failed_jobs_are_reported_as_failed() {
+    // A moto of its own: failing every job is a server-wide setting.
+    let failing: &'static Moto = Box::leak(Box::new(moto::start(&[(
+        "MOTO_SIMPLE_BATCH_FAIL_AFTER",
+        "0",
+    )])));
+    let s = setup("failing", failing).await;
+    let root = temp_dir("failing");
+    let ctx = context(s.spec.clone(), &root, 1);
+    let definition = s
+        .executor
+        .register(&ctx, &group("S_G", None, vec![]))
+        .await
+        .unwrap();
+    let mut record = job("failing_S_G", "S_G", 2, None);
+    let g = group("S_G", Some(definition.id.clone()), vec![record.clone()]);
+    record.id = Some(s.executor.submit(&ctx, &g, &record).await.unwrap());
+    let observed = s
+        .executor
+        .poll(&ctx, std::slice::from_ref(&record))
+        .await
+        .unwrap();
+    assert_eq!(observed[0].state, "FAILED");
+    assert_eq!(observed[0].summary.failed, 2);
+    let children = s.executor.children(&ctx, &record).await.unwrap();
+    assert!(children.iter().all(|c| c.state == "FAILED"), "{children:?}");
+}
+
+#[tokio::test]
+async fn logs_are_read_from_the_children_streams_and_filtered() {
+    let s = setup("logs", moto::shared()).await;
+    let root = temp_dir("logs");
+    let definition = s
+        .executor
+        .register(
+            &context(s.spec.clone(), &root, 1),
+            &group("S_G", None, vec![]),
+        )
+        .await
+        .unwrap();
+    let mut record = job("logs_S_G", "S_G", 2, None);
+    let g = group("S_G", Some(definition.id.clone()), vec![record.clone()]);
+    let ctx = context(s.spec.clone(), &root, 1);
+    let id = s.executor.submit(&ctx, &g, &record).await.unwrap();
+    record.id = Some(id.clone());
+
+    // moto names the children's streams but writes nothing to them: put events there.
+    let logs = s.moto.logs();
+    let _ = logs
+        .create_log_group()
+        .log_group_name("/aws/batch/job")
+        .send()
+        .await;
+    let described = s
+        .moto
+        .batch()
+        .describe_jobs()
+        .jobs(format!("{id}:0"))
+        .jobs(format!("{id}:1"))
+        .send()
+        .await
+        .unwrap();
+    for child in described.jobs() {
+        let stream = child
+            .container()
+            .and_then(|c| c.log_stream_name())
+            .expect("moto names a stream")
+            .to_string();
+        let index = child
+            .job_id()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .to_string();
+        let _ = logs
+            .create_log_stream()
+            .log_group_name("/aws/batch/job")
+            .log_stream_name(&stream)
+            .send()
+            .await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let mut put = logs
+            .put_log_events()
+            .log_group_name("/aws/batch/job")
+            .log_stream_name(&stream);
+        for (i, line) in [
+            format!("child {index} starting"),
+            format!("ERROR child {index} disk full"),
+            "done".into(),
+        ]
+        .iter()
+        .enumerate()
+        {
+            put = put.log_events(
+                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                    .timestamp(now + i as i64)
+                    .message(line)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        put.send().await.unwrap();
+    }
+
+    let the_pass = pass(vec![group(
+        "S_G",
+        Some(definition.id.clone()),
+        vec![record.clone()],
+    )]);
+    let saved = s.executor.collect_logs(&ctx, &the_pass).await.unwrap();
+    assert_eq!(saved[0].record.count, 2);
+    assert_eq!(saved[0].record.folder, "S/2024-06-01/logs/pass-1/");
+    let read = |i: usize| {
+        std::fs::read_to_string(root.join(format!("S/2024-06-01/logs/pass-1/S_G_{i}.log"))).unwrap()
+    };
+    assert_eq!(read(1), "child 1 starting\nERROR child 1 disk full\ndone\n");
+    assert!(s.api.calls("FilterLogEvents") >= 1);
+
+    // With a filter pattern, CloudWatch keeps the matching lines.
+    let filtered = context(
+        spec(
+            &s.queue,
+            &[(
+                "seedsPerJob: 2}",
+                "seedsPerJob: 2, logFilter: '\"disk full\"'}",
+            )],
+        ),
+        &root,
+        2,
+    );
+    s.executor
+        .collect_logs(
+            &filtered,
+            &Pass {
+                number: 2,
+                ..the_pass.clone()
+            },
+        )
+        .await
+        .unwrap();
+    let read = |i: usize| {
+        std::fs::read_to_string(root.join(format!("S/2024-06-01/logs/pass-2/S_G_{i}.log"))).unwrap()
+    };
+    assert_eq!(read(0), "ERROR child 0 disk full\n");
+}
+
+#[tokio::test]
+async fn a_job_submitted_but_not_recorded_is_adopted() {
+    let s = setup("adopt", moto::shared()).await;
+    let root = temp_dir("adopt");
+    let ctx = context(s.spec.clone(), &root, 3);
+    let definition = s
+        .executor
+        .register(&ctx, &group("S_G", None, vec![]))
+        .await
+        .unwrap();
+    let record = job("adopt_S_G", "S_G", 2, None);
+    let g = group("S_G", Some(definition.id.clone()), vec![record.clone()]);
+    let first = s.executor.submit(&ctx, &g, &record).await.unwrap();
+
+    // The driver died before writing the ID: a new executor is asked to submit again.
+    let restarted = BatchExecutor::new(s.api.clone(), BatchSettings::from_spec(&s.spec).unwrap());
+    let again = restarted.submit(&ctx, &g, &record).await.unwrap();
+    assert_eq!(again, first, "found again by name and tags");
+    assert_eq!(s.api.calls("SubmitJob"), 1);
+
+    // The same name in another pass is another job.
+    let next_pass = context(s.spec.clone(), &root, 4);
+    let other = restarted.submit(&next_pass, &g, &record).await.unwrap();
+    assert_ne!(other, first);
+    assert_eq!(s.api.calls("SubmitJob"), 2);
+}
+
+#[tokio::test]
+async fn simseries_run_on_an_s3_working_location() {
+    let moto = moto::shared();
+    let bucket = format!("run-{}", std::process::id());
+    let queue = "run-queue";
+    moto.setup_batch(&bucket, queue);
+    let dir = temp_dir("s3-run");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/aws");
+    let yaml = std::fs::read_to_string(example.join("series.yaml"))
+        .unwrap()
+        .replace("simseries-example/", &format!("{bucket}/"))
+        .replace("queue: simseries-example", &format!("queue: {queue}"))
+        .replace("region: us-west-2", "region: us-east-1");
+    std::fs::write(dir.join("series.yaml"), yaml).unwrap();
+    let out = simseries(
+        &[
+            "run",
+            "-f",
+            dir.join("series.yaml").to_str().unwrap(),
+            "--date",
+            "2024-06-01",
+        ],
+        &moto.env(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // moto runs no containers: every job succeeds, no output appears, and simseries says so.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("pass 1 Complete: some runs are missing outputs"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("TOTAL             0/6 (0.0 %)"));
+
+    let s3 = moto.s3();
+    let keys: Vec<String> = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("work/")
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .map(|o| o.key().unwrap().to_string())
+        .collect();
+    for key in [
+        "work/AWS_EXAMPLE/2024-06-01/inputs/AWS_EXAMPLE_5.xml",
+        "work/AWS_EXAMPLE/2024-06-01/logs/pass-1/AWS_EXAMPLE_5.log",
+        "work/AWS_EXAMPLE/2024-06-01/simseries/pass-1.json",
+        "work/AWS_EXAMPLE/simseries/status.json",
+    ] {
+        assert!(keys.contains(&key.to_string()), "{key} not in {keys:?}");
+    }
+    let state: Value = serde_json::from_slice(
+        &s3.get_object()
+            .bucket(&bucket)
+            .key("work/AWS_EXAMPLE/simseries/status.json")
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes(),
+    )
+    .unwrap();
+    let group = &state["status"]["pass"]["groups"][0];
+    assert_eq!(state["status"]["phase"], "Complete");
+    assert_eq!(group["jobs"][0]["state"], "SUCCEEDED");
+    assert_eq!(group["jobs"][0]["arraySize"], 6);
+    assert_eq!(group["definitionOwned"], true);
+    assert_eq!(state["status"]["progress"], "0/6");
+    // cleanJobs deregistered the definition the pass registered.
+    let arn = group["jobDefinition"].as_str().unwrap();
+    let described = moto
+        .batch()
+        .describe_job_definitions()
+        .job_definitions(arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.job_definitions()[0].status(), Some("INACTIVE"));
+}

@@ -1,0 +1,397 @@
+//! A scripted in-memory AWS Batch for what moto cannot show: jobs that stay RUNNING over
+//! several polls, stragglers, throttling, several attempts. It keeps AWS's rules where the
+//! executor depends on them (child IDs `parent:index`, parent status from the children,
+//! termination failing unfinished children, at most 100 IDs per DescribeJobs).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use futures::future::BoxFuture;
+use simseries::executor::batch::api::{
+    ApiError, ApiResult, Attempt, BatchApi, DefinitionContent, DefinitionRevision, JobDetail,
+    JobSummary, LogEvent, MAX_DESCRIBE_IDS, SubmitRequest,
+};
+use simseries::logfilter::LogFilter;
+use simseries::status::StatusSummary;
+
+use super::batch::ready;
+
+#[derive(Debug, Clone)]
+pub struct FakeChild {
+    pub status: String,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    /// One log stream per attempt.
+    pub streams: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeJob {
+    pub id: String,
+    pub request: SubmitRequest,
+    pub children: Vec<FakeChild>,
+}
+
+impl FakeJob {
+    fn is_array(&self) -> bool {
+        self.request.array_size.is_some()
+    }
+
+    fn status(&self) -> String {
+        let done = |c: &FakeChild| c.status == "SUCCEEDED" || c.status == "FAILED";
+        if self.children.iter().all(|c| c.status == "SUCCEEDED") {
+            "SUCCEEDED".into()
+        } else if self.children.iter().all(done) {
+            "FAILED".into()
+        } else if self.children.iter().any(|c| c.status == "RUNNING") {
+            "RUNNING".into()
+        } else {
+            "RUNNABLE".into()
+        }
+    }
+
+    fn summary(&self) -> StatusSummary {
+        let count = |s: &str| self.children.iter().filter(|c| c.status == s).count() as u32;
+        StatusSummary {
+            runnable: count("RUNNABLE"),
+            running: count("RUNNING"),
+            succeeded: count("SUCCEEDED"),
+            failed: count("FAILED"),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct FakeState {
+    pub definitions: Vec<(DefinitionRevision, bool)>,
+    pub jobs: Vec<FakeJob>,
+    pub logs: BTreeMap<String, Vec<LogEvent>>,
+    /// The next N DescribeJobs calls answer TooManyRequestsException.
+    pub throttle_describes: u32,
+    /// The next N SubmitJob calls answer TooManyRequestsException.
+    pub throttle_submits: u32,
+    pub calls: BTreeMap<&'static str, usize>,
+}
+
+#[derive(Default)]
+pub struct FakeBatch {
+    pub state: Mutex<FakeState>,
+}
+
+fn throttled() -> ApiError {
+    ApiError {
+        code: "TooManyRequestsException".into(),
+        message: "Too Many Requests".into(),
+        transient: true,
+    }
+}
+
+impl FakeBatch {
+    pub fn calls(&self, op: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .get(op)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Sets every child of every job to `status` (with exit code 0 for SUCCEEDED).
+    pub fn set_all(&self, status: &str) {
+        let mut state = self.state.lock().unwrap();
+        for job in &mut state.jobs {
+            for child in &mut job.children {
+                set_child(child, status);
+            }
+        }
+    }
+
+    /// Sets the children of the job whose file set is `file_set`.
+    pub fn set_file_set(&self, file_set: &str, status: &str) {
+        let mut state = self.state.lock().unwrap();
+        for job in state.jobs.iter_mut().filter(|j| {
+            j.request
+                .tags
+                .get("simseries.io/file-set")
+                .map(String::as_str)
+                == Some(file_set)
+        }) {
+            for child in &mut job.children {
+                set_child(child, status);
+            }
+        }
+    }
+
+    /// Adds a log line to a stream.
+    pub fn log(&self, stream: &str, timestamp: i64, message: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .logs
+            .entry(stream.into())
+            .or_default()
+            .push(LogEvent {
+                stream: stream.into(),
+                timestamp,
+                message: message.into(),
+            });
+    }
+
+    fn detail(job: &FakeJob, index: Option<usize>) -> JobDetail {
+        match index {
+            None => JobDetail {
+                id: job.id.clone(),
+                name: job.request.job_name.clone(),
+                status: job.status(),
+                status_reason: None,
+                status_summary: job.is_array().then(|| job.summary()),
+                array_index: None,
+                tags: job.request.tags.clone(),
+                attempts: if job.is_array() {
+                    vec![]
+                } else {
+                    attempts(&job.children[0])
+                },
+                log_stream: if job.is_array() {
+                    None
+                } else {
+                    job.children[0].streams.last().cloned()
+                },
+                exit_code: if job.is_array() {
+                    None
+                } else {
+                    job.children[0].exit_code
+                },
+            },
+            Some(i) => {
+                let child = &job.children[i];
+                JobDetail {
+                    id: format!("{}:{i}", job.id),
+                    name: job.request.job_name.clone(),
+                    status: child.status.clone(),
+                    status_reason: child.reason.clone(),
+                    status_summary: None,
+                    array_index: Some(i as u32),
+                    tags: BTreeMap::new(),
+                    attempts: attempts(child),
+                    log_stream: child.streams.last().cloned(),
+                    exit_code: child.exit_code,
+                }
+            }
+        }
+    }
+}
+
+fn set_child(child: &mut FakeChild, status: &str) {
+    child.status = status.into();
+    child.exit_code = match status {
+        "SUCCEEDED" => Some(0),
+        "FAILED" => Some(1),
+        _ => None,
+    };
+}
+
+fn attempts(child: &FakeChild) -> Vec<Attempt> {
+    child
+        .streams
+        .iter()
+        .map(|s| Attempt {
+            log_stream: Some(s.clone()),
+            exit_code: child.exit_code,
+            reason: child.reason.clone(),
+        })
+        .collect()
+}
+
+impl BatchApi for FakeBatch {
+    fn describe_job_definitions<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, ApiResult<Vec<DefinitionRevision>>> {
+        let mut state = self.state.lock().unwrap();
+        *state.calls.entry("DescribeJobDefinitions").or_default() += 1;
+        let found = state
+            .definitions
+            .iter()
+            .filter(|(d, active)| *active && d.content.as_ref().is_some_and(|c| c.name == name))
+            .map(|(d, _)| d.clone())
+            .collect();
+        ready(Ok(found))
+    }
+
+    fn register_job_definition<'a>(
+        &'a self,
+        content: &'a DefinitionContent,
+        tags: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, ApiResult<String>> {
+        let mut state = self.state.lock().unwrap();
+        *state.calls.entry("RegisterJobDefinition").or_default() += 1;
+        let revision = state
+            .definitions
+            .iter()
+            .filter(|(d, _)| d.content.as_ref().unwrap().name == content.name)
+            .count() as i32
+            + 1;
+        let arn = format!(
+            "arn:aws:batch:us-east-1:123456789012:job-definition/{}:{revision}",
+            content.name
+        );
+        state.definitions.push((
+            DefinitionRevision {
+                arn: arn.clone(),
+                revision,
+                content: Some(content.clone()),
+                tags: tags.clone(),
+            },
+            true,
+        ));
+        ready(Ok(arn))
+    }
+
+    fn deregister_job_definition<'a>(&'a self, arn: &'a str) -> BoxFuture<'a, ApiResult<()>> {
+        let mut state = self.state.lock().unwrap();
+        *state.calls.entry("DeregisterJobDefinition").or_default() += 1;
+        for (d, active) in &mut state.definitions {
+            if d.arn == arn {
+                *active = false;
+            }
+        }
+        ready(Ok(()))
+    }
+
+    fn submit_job<'a>(&'a self, request: &'a SubmitRequest) -> BoxFuture<'a, ApiResult<String>> {
+        let mut state = self.state.lock().unwrap();
+        *state.calls.entry("SubmitJob").or_default() += 1;
+        if state.throttle_submits > 0 {
+            state.throttle_submits -= 1;
+            return ready(Err(throttled()));
+        }
+        let id = format!("job-{}", state.jobs.len() + 1);
+        let size = request.array_size.unwrap_or(1) as usize;
+        let children = (0..size)
+            .map(|i| FakeChild {
+                status: "RUNNABLE".into(),
+                exit_code: None,
+                reason: None,
+                streams: vec![format!("def/default/{id}-{i}-attempt1")],
+            })
+            .collect();
+        state.jobs.push(FakeJob {
+            id: id.clone(),
+            request: request.clone(),
+            children,
+        });
+        ready(Ok(id))
+    }
+
+    fn list_jobs_named<'a>(
+        &'a self,
+        queue: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, ApiResult<Vec<JobSummary>>> {
+        let mut state = self.state.lock().unwrap();
+        *state.calls.entry("ListJobs").or_default() += 1;
+        let found = state
+            .jobs
+            .iter()
+            .filter(|j| j.request.queue == queue && j.request.job_name == name)
+            .map(|j| JobSummary {
+                id: j.id.clone(),
+                name: j.request.job_name.clone(),
+                status: j.status(),
+                array_index: None,
+                exit_code: None,
+                reason: None,
+            })
+            .collect();
+        ready(Ok(found))
+    }
+
+    fn list_children<'a>(
+        &'a self,
+        parent: &'a str,
+        status: &'a str,
+    ) -> BoxFuture<'a, ApiResult<Vec<JobSummary>>> {
+        let mut state = self.state.lock().unwrap();
+        *state.calls.entry("ListJobs").or_default() += 1;
+        let found = state
+            .jobs
+            .iter()
+            .filter(|j| j.id == parent)
+            .flat_map(|j| {
+                j.children
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.status == status)
+                    .map(|(i, c)| JobSummary {
+                        id: format!("{}:{i}", j.id),
+                        name: j.request.job_name.clone(),
+                        status: c.status.clone(),
+                        array_index: Some(i as u32),
+                        exit_code: c.exit_code,
+                        reason: c.reason.clone(),
+                    })
+            })
+            .collect();
+        ready(Ok(found))
+    }
+
+    fn describe_jobs<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, ApiResult<Vec<JobDetail>>> {
+        let mut state = self.state.lock().unwrap();
+        *state.calls.entry("DescribeJobs").or_default() += 1;
+        assert!(
+            !ids.is_empty() && ids.len() <= MAX_DESCRIBE_IDS,
+            "DescribeJobs with {} IDs",
+            ids.len()
+        );
+        if state.throttle_describes > 0 {
+            state.throttle_describes -= 1;
+            return ready(Err(throttled()));
+        }
+        let mut details = Vec::new();
+        for id in ids {
+            let (parent, index) = match id.split_once(':') {
+                Some((p, i)) => (p, Some(i.parse::<usize>().unwrap())),
+                None => (id.as_str(), None),
+            };
+            if let Some(job) = state.jobs.iter().find(|j| j.id == parent) {
+                details.push(Self::detail(job, index));
+            }
+        }
+        ready(Ok(details))
+    }
+
+    fn terminate_job<'a>(&'a self, id: &'a str, reason: &'a str) -> BoxFuture<'a, ApiResult<()>> {
+        let mut state = self.state.lock().unwrap();
+        *state.calls.entry("TerminateJob").or_default() += 1;
+        if let Some(job) = state.jobs.iter_mut().find(|j| j.id == id) {
+            for child in &mut job.children {
+                if child.status != "SUCCEEDED" && child.status != "FAILED" {
+                    child.status = "FAILED".into();
+                    child.reason = Some(reason.into());
+                }
+            }
+        }
+        ready(Ok(()))
+    }
+
+    fn filter_log_events<'a>(
+        &'a self,
+        _group: &'a str,
+        streams: &'a [String],
+        pattern: &'a str,
+    ) -> BoxFuture<'a, ApiResult<Vec<LogEvent>>> {
+        let mut state = self.state.lock().unwrap();
+        *state.calls.entry("FilterLogEvents").or_default() += 1;
+        let filter = LogFilter::parse(pattern).unwrap();
+        let events = streams
+            .iter()
+            .flat_map(|s| state.logs.get(s).cloned().unwrap_or_default())
+            .filter(|e| filter.matches(&e.message))
+            .collect();
+        ready(Ok(events))
+    }
+}
