@@ -52,7 +52,8 @@ impl Actor {
         self.prepared.as_ref()
     }
 
-    fn context(&self, pass: &Pass) -> PassContext {
+    /// What the executor needs to know about `pass`.
+    pub fn context(&self, pass: &Pass) -> PassContext {
         let date = pass.date.parse().unwrap_or_else(|_| Date::today_utc());
         PassContext {
             spec: self.spec.clone(),

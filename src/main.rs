@@ -19,6 +19,9 @@ struct Cli {
     /// Address S3 buckets path-style (endpoint/bucket/key), as S3-compatible servers need.
     #[arg(long, global = true, env = "SIMSERIES_S3_PATH_STYLE")]
     s3_path_style: bool,
+    /// Log format on stderr (levels from SIMSERIES_LOG, e.g. `info` or `simseries=debug`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -58,8 +61,35 @@ enum Command {
         #[arg(long)]
         date: Option<Date>,
     },
+    /// Run the Kubernetes controller: reconcile SimulationSeries resources on AWS Batch.
+    Controller {
+        /// Watch only this namespace (default: all namespaces).
+        #[arg(long, env = "SIMSERIES_NAMESPACE")]
+        namespace: Option<String>,
+        /// Series reconciled at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: u16,
+        /// Address of /metrics, /healthz and /readyz.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        metrics_address: std::net::SocketAddr,
+        /// Do not take part in leader election (only with a single replica).
+        #[arg(long)]
+        no_leader_election: bool,
+        /// Name of the coordination.k8s.io Lease used for leader election.
+        #[arg(long, default_value = "simseries-controller")]
+        lease_name: String,
+        /// Namespace of the Lease (default: POD_NAMESPACE, else the client's namespace).
+        #[arg(long)]
+        lease_namespace: Option<String>,
+    },
     /// Print the CustomResourceDefinition YAML.
     Crd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -70,13 +100,20 @@ enum Output {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let default_level = if matches!(cli.command, Command::Controller { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SIMSERIES_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SIMSERIES_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+        .with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -96,6 +133,26 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         fallback_region: None,
     };
     match cli.command {
+        Command::Controller {
+            namespace,
+            concurrency,
+            metrics_address,
+            no_leader_election,
+            lease_name,
+            lease_namespace,
+        } => {
+            simseries::controller::run(simseries::controller::ControllerOptions {
+                namespace,
+                concurrency,
+                metrics_address,
+                leader_election: !no_leader_election,
+                lease_name,
+                lease_namespace,
+                s3,
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Crd => {
             print!("{}", crd::crd_yaml());
             Ok(ExitCode::SUCCESS)

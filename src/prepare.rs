@@ -98,6 +98,11 @@ impl Stores {
         } else {
             None
         };
+        Self::with_client(locations, client)
+    }
+
+    /// The storages of `locations`, S3 ones on `client` (required when any location is S3).
+    pub fn with_client(locations: &Locations, client: Option<aws_sdk_s3::Client>) -> Stores {
         let open = |location: &Location| -> Arc<dyn Storage> {
             match (location, &client) {
                 (Location::S3 { .. }, Some(client)) => Arc::new(storage::S3Storage::with_client(
@@ -105,7 +110,7 @@ impl Stores {
                     client.clone(),
                 )),
                 (Location::Local(root), _) => Arc::new(storage::LocalStorage::new(root.clone())),
-                (Location::S3 { .. }, None) => unreachable!("a client is made for S3 locations"),
+                (Location::S3 { .. }, None) => panic!("an S3 location needs an S3 client"),
             }
         };
         Stores {

@@ -180,10 +180,13 @@ pub fn decide(
     let action = match status.pass.as_ref() {
         Some(pass) if pass.phase.is_finished() => {
             if pass.generation == observation.generation && pass.rerun == observation.rerun {
-                Action::Done
-            } else {
-                start_pass(&mut status, observation)
+                // A finished pass is left exactly as it is: no write, no call.
+                return Decision {
+                    status,
+                    action: Action::Done,
+                };
             }
+            start_pass(&mut status, observation)
         }
         // An active pass runs to its end even if the spec changed meanwhile: a new pass now
         // would plan the runs still in flight as missing and submit them twice.
@@ -678,7 +681,7 @@ fn conditions_for(pass: &Pass) -> [ConditionValue; 3] {
 }
 
 /// Sets a condition, changing `lastTransitionTime` only when its status changes.
-fn set_condition(
+pub fn set_condition(
     conditions: &mut Vec<Condition>,
     kind: &str,
     state: &str,

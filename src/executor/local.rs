@@ -818,6 +818,15 @@ impl Executor for LocalExecutor {
         .boxed()
     }
 
+    fn release<'a>(
+        &'a self,
+        _context: &'a PassContext,
+        _pass: &'a Pass,
+    ) -> BoxFuture<'a, Result<(), Failure>> {
+        // Nothing is registered locally.
+        async { Ok(()) }.boxed()
+    }
+
     fn clean<'a>(
         &'a self,
         context: &'a PassContext,

@@ -107,8 +107,16 @@ pub trait Executor: Send + Sync {
         job: &'a JobRecord,
     ) -> BoxFuture<'a, Result<Vec<ChildOutcome>, Failure>>;
 
-    /// Removes the scaffolding the pass created.
+    /// Removes the scaffolding the pass created, once none of its jobs still runs.
     fn clean<'a>(
+        &'a self,
+        context: &'a PassContext,
+        pass: &'a Pass,
+    ) -> BoxFuture<'a, Result<(), Failure>>;
+
+    /// Removes what the series registered at once, whatever still runs (the series is being
+    /// deleted; running jobs keep the definition they started with).
+    fn release<'a>(
         &'a self,
         context: &'a PassContext,
         pass: &'a Pass,

@@ -31,12 +31,17 @@ impl S3Options {
     /// A client from the environment's AWS configuration.
     pub async fn client(&self) -> Client {
         let shared = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        self.client_from(&shared)
+    }
+
+    /// A client from an AWS configuration loaded once (the controller shares one).
+    pub fn client_from(&self, shared: &aws_config::SdkConfig) -> Client {
         let region = shared
             .region()
             .cloned()
             .or_else(|| self.fallback_region.clone().map(Region::new))
             .unwrap_or_else(|| Region::from_static("us-east-1"));
-        let config = aws_sdk_s3::config::Builder::from(&shared)
+        let config = aws_sdk_s3::config::Builder::from(shared)
             .region(region)
             .force_path_style(self.force_path_style)
             .retry_config(RetryConfig::standard().with_max_attempts(5))

@@ -35,19 +35,18 @@ pub struct AwsBatchApi {
 }
 
 impl AwsBatchApi {
-    /// Clients from the environment's AWS configuration; `region` when the environment names
-    /// none.
+    /// Clients from the environment's AWS configuration, in `region` (the series' region,
+    /// where its queue is) or else the environment's.
     pub async fn connect(region: Option<&str>) -> Self {
         let shared = aws_config::defaults(BehaviorVersion::latest()).load().await;
         Self::from_config(&shared, region)
     }
 
-    /// Clients from an explicit AWS configuration (tests point it at moto).
+    /// Clients from an AWS configuration loaded once, in `region` or else its own.
     pub fn from_config(shared: &aws_config::SdkConfig, region: Option<&str>) -> Self {
-        let region = shared
-            .region()
-            .cloned()
-            .or_else(|| region.map(|r| Region::new(r.to_string())))
+        let region = region
+            .map(|r| Region::new(r.to_string()))
+            .or_else(|| shared.region().cloned())
             .unwrap_or_else(|| Region::from_static("us-east-1"));
         let retry = RetryConfig::adaptive()
             .with_max_attempts(MAX_ATTEMPTS)

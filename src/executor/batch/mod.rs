@@ -598,7 +598,7 @@ impl Executor for BatchExecutor {
 
     fn clean<'a>(
         &'a self,
-        _context: &'a PassContext,
+        context: &'a PassContext,
         pass: &'a Pass,
     ) -> BoxFuture<'a, Result<(), Failure>> {
         async move {
@@ -625,6 +625,17 @@ impl Executor for BatchExecutor {
                     ));
                 }
             }
+            self.release(context, pass).await
+        }
+        .boxed()
+    }
+
+    fn release<'a>(
+        &'a self,
+        _context: &'a PassContext,
+        pass: &'a Pass,
+    ) -> BoxFuture<'a, Result<(), Failure>> {
+        async move {
             let mut owned: Vec<&str> = pass
                 .groups
                 .iter()

@@ -1,0 +1,153 @@
+//! `simseries controller`: reconciles `SimulationSeries` resources in a cluster.
+
+pub mod cloud;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod reconciler;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::Api;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::Reporter;
+use kube::runtime::watcher;
+use kube::{Client, CustomResourceExt};
+
+use crate::spec::SimulationSeries;
+use crate::storage::S3Options;
+use cloud::AwsCloud;
+use leader::LeaderElection;
+use metrics::Metrics;
+use reconciler::{Context, error_policy, reconcile};
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    /// Watch one namespace; all namespaces when `None`.
+    pub namespace: Option<String>,
+    /// Series reconciled at once.
+    pub concurrency: u16,
+    pub metrics_address: SocketAddr,
+    pub leader_election: bool,
+    pub lease_name: String,
+    /// Namespace of the Lease; default: the pod's namespace (`POD_NAMESPACE`), else the
+    /// client's default.
+    pub lease_namespace: Option<String>,
+    pub s3: S3Options,
+}
+
+/// The name of the CRD, for the installation check.
+fn crd_name() -> String {
+    SimulationSeries::crd().metadata.name.unwrap_or_default()
+}
+
+/// Runs until SIGTERM/SIGINT, or until the leader lease is lost.
+pub async fn run(options: ControllerOptions) -> Result<(), String> {
+    let client = Client::try_default().await.map_err(|e| {
+        format!("cannot reach the Kubernetes API (in-cluster config or KUBECONFIG): {e}")
+    })?;
+    check_crd(&client).await?;
+
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let server = tokio::spawn(http::serve(
+        options.metrics_address,
+        metrics.clone(),
+        ready.clone(),
+    ));
+
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    });
+    let election = if options.leader_election {
+        let namespace = options
+            .lease_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| client.default_namespace().to_string());
+        let election = LeaderElection::new(
+            Api::<Lease>::namespaced(client.clone(), &namespace),
+            &options.lease_name,
+            &identity,
+        );
+        tracing::info!(lease = %options.lease_name, %namespace, %identity, "waiting to lead");
+        election.acquire().await;
+        tracing::info!(%identity, "leading");
+        Some(election)
+    } else {
+        None
+    };
+
+    let cloud = Arc::new(AwsCloud::load(&options.s3, metrics.clone()).await);
+    let reporter = Reporter {
+        controller: "simseries".into(),
+        instance: Some(identity.clone()),
+    };
+    let context = Arc::new(Context::new(
+        client.clone(),
+        reporter,
+        metrics.clone(),
+        cloud,
+    ));
+    let api: Api<SimulationSeries> = match &options.namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
+    ready.store(true, Ordering::SeqCst);
+    let controller = Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(ControllerConfig::default().concurrency(options.concurrency))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(series = %object.name, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "reconcile error"),
+            }
+        });
+    let lease_lost = async {
+        match &election {
+            Some(election) => election.hold().await,
+            None => std::future::pending().await,
+        }
+    };
+    let outcome = tokio::select! {
+        _ = controller => Ok(()),
+        _ = lease_lost => Err("lost the leader lease; exiting so that only one replica works".to_string()),
+    };
+    server.abort();
+    outcome
+}
+
+/// Says how to install the CRD when it is missing.
+async fn check_crd(client: &Client) -> Result<(), String> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    match crds.get_opt(&crd_name()).await {
+        Ok(Some(crd)) => {
+            let served = crd
+                .spec
+                .versions
+                .iter()
+                .any(|v| v.name == "v1alpha1" && v.served);
+            if served {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the CRD {} does not serve v1alpha1; install this version's CRD: kubectl apply -f crds/simulationseries.yaml (or `simseries crd | kubectl apply -f -`)",
+                    crd_name()
+                ))
+            }
+        }
+        Ok(None) => Err(format!(
+            "the CRD {} is not installed; install it with `kubectl apply -f crds/simulationseries.yaml` (or `simseries crd | kubectl apply -f -`)",
+            crd_name()
+        )),
+        Err(e) => Err(format!("cannot check the CRD {}: {e}", crd_name())),
+    }
+}
