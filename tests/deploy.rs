@@ -1,0 +1,98 @@
+//! deploy/ renders with kustomize (kubectl's) into the CRD of crds/ and a least-privilege,
+//! locked-down controller.
+
+use serde_json::Value;
+
+fn rendered() -> Vec<Value> {
+    let out = std::process::Command::new("kubectl")
+        .args(["kustomize", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy")])
+        .output()
+        .expect("kubectl runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split("\n---\n")
+        .map(|doc| serde_yaml_ng::from_str::<Value>(doc).unwrap())
+        .collect()
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    docs.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("no {kind}"))
+}
+
+/// Numbers as f64: kustomize writes `minimum: 1.0` as `1`.
+fn normalized(value: &Value) -> Value {
+    match value {
+        Value::Number(n) => serde_json::json!(n.as_f64().unwrap()),
+        Value::Array(items) => Value::Array(items.iter().map(normalized).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), normalized(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn the_crd_installed_is_the_generated_one() {
+    let docs = rendered();
+    let crd: Value = serde_yaml_ng::from_str(&simseries::crd::crd_yaml()).unwrap();
+    assert!(
+        normalized(find(&docs, "CustomResourceDefinition")) == normalized(&crd),
+        "deploy/ does not install crds/simulationseries.yaml as generated"
+    );
+}
+
+#[test]
+fn the_controller_gets_only_what_it_uses() {
+    let docs = rendered();
+    let rules = find(&docs, "ClusterRole")["rules"].as_array().unwrap().clone();
+    let grants: Vec<(String, String, Vec<String>)> = rules
+        .iter()
+        .flat_map(|rule| {
+            let verbs: Vec<String> = rule["verbs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+            let groups = rule["apiGroups"].as_array().unwrap().clone();
+            let resources = rule["resources"].as_array().unwrap().clone();
+            groups.into_iter().flat_map(move |g| {
+                let verbs = verbs.clone();
+                resources.clone().into_iter().map(move |r| (g.as_str().unwrap().to_string(), r.as_str().unwrap().to_string(), verbs.clone()))
+            })
+        })
+        .collect();
+    let expected = [
+        ("simseries.io", "simulationseries", vec!["get", "list", "watch", "patch"]),
+        ("simseries.io", "simulationseries/status", vec!["patch"]),
+        ("apiextensions.k8s.io", "customresourcedefinitions", vec!["get"]),
+        ("events.k8s.io", "events", vec!["create", "patch"]),
+    ];
+    assert_eq!(grants.len(), expected.len(), "{grants:?}");
+    for (group, resource, verbs) in expected {
+        assert!(
+            grants.iter().any(|(g, r, v)| g == group && r == resource && *v == verbs),
+            "{group}/{resource} {verbs:?} not granted exactly: {grants:?}"
+        );
+    }
+    for rule in &rules {
+        let verbs = rule["verbs"].as_array().unwrap();
+        assert!(!verbs.iter().any(|v| v == "*" || v == "delete" || v == "update"), "{rule}");
+    }
+    let lease = find(&docs, "Role");
+    assert_eq!(lease["metadata"]["namespace"], "simseries-system");
+    assert!(lease["rules"].to_string().contains("leases"));
+}
+
+#[test]
+fn the_deployment_is_locked_down_and_probed() {
+    let docs = rendered();
+    let deployment = find(&docs, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(container["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert!(container["resources"]["requests"].is_object() && container["resources"]["limits"].is_object());
+    assert_eq!(container["args"][0], "controller");
+    let env = container["env"].to_string();
+    assert!(env.contains("POD_NAMESPACE") && env.contains("POD_NAME"));
+    assert_eq!(pod["serviceAccountName"], "simseries-controller");
+    let account = find(&docs, "ServiceAccount");
+    assert!(account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].is_string());
+}
