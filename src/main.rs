@@ -100,10 +100,11 @@ enum Output {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The commands report to the user themselves; the controller logs what it does.
     let default_level = if matches!(cli.command, Command::Controller { .. }) {
         "info"
     } else {
-        "warn"
+        "simseries=warn"
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIMSERIES_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));

@@ -61,6 +61,9 @@ pub async fn run(options: ControllerOptions) -> Result<(), String> {
         metrics.clone(),
         ready.clone(),
     ));
+    // Ready once the API and the CRD answer: a follower is ready too (to take over), so a
+    // Deployment of several replicas rolls out.
+    ready.store(true, Ordering::SeqCst);
 
     let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
@@ -100,7 +103,6 @@ pub async fn run(options: ControllerOptions) -> Result<(), String> {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
     };
-    ready.store(true, Ordering::SeqCst);
     let controller = Controller::new(api, watcher::Config::default().any_semantic())
         .with_config(ControllerConfig::default().concurrency(options.concurrency))
         .shutdown_on_signal()

@@ -27,6 +27,8 @@ pub enum StorageErrorKind {
     NoSuchBucket,
     AccessDenied,
     Unreachable,
+    /// No AWS credentials could be found.
+    NoCredentials,
     Throttled,
     Other,
 }
@@ -65,6 +67,9 @@ impl fmt::Display for StorageError {
             }
             StorageErrorKind::Unreachable => {
                 "the storage endpoint cannot be reached; check the network, AWS_ENDPOINT_URL and the region"
+            }
+            StorageErrorKind::NoCredentials => {
+                "no AWS credentials were found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with a role"
             }
             StorageErrorKind::Throttled => "the storage service throttled the request; try again",
             StorageErrorKind::Other => "storage error",

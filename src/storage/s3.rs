@@ -252,7 +252,11 @@ fn sdk_error<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    let text = DisplayErrorContext(&err).to_string();
     let kind = match &err {
+        SdkError::DispatchFailure(_) if text.contains("loading credentials") => {
+            StorageErrorKind::NoCredentials
+        }
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => StorageErrorKind::Unreachable,
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
@@ -271,8 +275,8 @@ where
         _ => StorageErrorKind::Other,
     };
     let detail = match kind {
-        StorageErrorKind::NotFound => String::new(),
-        _ => DisplayErrorContext(&err).to_string(),
+        StorageErrorKind::NotFound | StorageErrorKind::NoCredentials => String::new(),
+        _ => text,
     };
     StorageError::new(kind, url, detail)
 }
