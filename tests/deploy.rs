@@ -8,7 +8,11 @@ fn rendered() -> Vec<Value> {
         .args(["kustomize", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy")])
         .output()
         .expect("kubectl runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     text.split("\n---\n")
         .map(|doc| serde_yaml_ng::from_str::<Value>(doc).unwrap())
@@ -16,7 +20,9 @@ fn rendered() -> Vec<Value> {
 }
 
 fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
-    docs.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("no {kind}"))
+    docs.iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind}"))
 }
 
 /// Numbers as f64: kustomize writes `minimum: 1.0` as `1`.
@@ -24,7 +30,11 @@ fn normalized(value: &Value) -> Value {
     match value {
         Value::Number(n) => serde_json::json!(n.as_f64().unwrap()),
         Value::Array(items) => Value::Array(items.iter().map(normalized).collect()),
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), normalized(v))).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), normalized(v)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -42,35 +52,64 @@ fn the_crd_installed_is_the_generated_one() {
 #[test]
 fn the_controller_gets_only_what_it_uses() {
     let docs = rendered();
-    let rules = find(&docs, "ClusterRole")["rules"].as_array().unwrap().clone();
+    let rules = find(&docs, "ClusterRole")["rules"]
+        .as_array()
+        .unwrap()
+        .clone();
     let grants: Vec<(String, String, Vec<String>)> = rules
         .iter()
         .flat_map(|rule| {
-            let verbs: Vec<String> = rule["verbs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+            let verbs: Vec<String> = rule["verbs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect();
             let groups = rule["apiGroups"].as_array().unwrap().clone();
             let resources = rule["resources"].as_array().unwrap().clone();
             groups.into_iter().flat_map(move |g| {
                 let verbs = verbs.clone();
-                resources.clone().into_iter().map(move |r| (g.as_str().unwrap().to_string(), r.as_str().unwrap().to_string(), verbs.clone()))
+                resources.clone().into_iter().map(move |r| {
+                    (
+                        g.as_str().unwrap().to_string(),
+                        r.as_str().unwrap().to_string(),
+                        verbs.clone(),
+                    )
+                })
             })
         })
         .collect();
     let expected = [
-        ("simseries.io", "simulationseries", vec!["get", "list", "watch", "patch"]),
+        (
+            "simseries.io",
+            "simulationseries",
+            vec!["get", "list", "watch", "patch"],
+        ),
         ("simseries.io", "simulationseries/status", vec!["patch"]),
-        ("apiextensions.k8s.io", "customresourcedefinitions", vec!["get"]),
+        (
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            vec!["get"],
+        ),
         ("events.k8s.io", "events", vec!["create", "patch"]),
     ];
     assert_eq!(grants.len(), expected.len(), "{grants:?}");
     for (group, resource, verbs) in expected {
         assert!(
-            grants.iter().any(|(g, r, v)| g == group && r == resource && *v == verbs),
+            grants
+                .iter()
+                .any(|(g, r, v)| g == group && r == resource && *v == verbs),
             "{group}/{resource} {verbs:?} not granted exactly: {grants:?}"
         );
     }
     for rule in &rules {
         let verbs = rule["verbs"].as_array().unwrap();
-        assert!(!verbs.iter().any(|v| v == "*" || v == "delete" || v == "update"), "{rule}");
+        assert!(
+            !verbs
+                .iter()
+                .any(|v| v == "*" || v == "delete" || v == "update"),
+            "{rule}"
+        );
     }
     let lease = find(&docs, "Role");
     assert_eq!(lease["metadata"]["namespace"], "simseries-system");
@@ -85,10 +124,16 @@ fn the_deployment_is_locked_down_and_probed() {
     let container = &pod["containers"][0];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
-    assert_eq!(container["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
-    assert!(container["resources"]["requests"].is_object() && container["resources"]["limits"].is_object());
+    assert!(
+        container["resources"]["requests"].is_object()
+            && container["resources"]["limits"].is_object()
+    );
     assert_eq!(container["args"][0], "controller");
     let env = container["env"].to_string();
     assert!(env.contains("POD_NAMESPACE") && env.contains("POD_NAME"));

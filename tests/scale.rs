@@ -17,7 +17,10 @@ fn a_million_runs_keep_the_status_under_64_kib() {
     let conditions: String = (0..1000)
         .map(|i| format!("    - {{key: C{i:04}, rate: 0.5}}\n"))
         .collect();
-    let seeds = (0..1000).map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
+    let seeds = (0..1000)
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     let yaml = SERIES
         .replace("seeds: [0, 1, 2, 3]", &format!("seeds: [{seeds}]"))
         .replace(
@@ -40,14 +43,22 @@ fn a_million_runs_keep_the_status_under_64_kib() {
         rerun: None,
         event,
     };
-    let started = decide(spec, &SimulationSeriesStatus::default(), &observe(Event::Resumed));
+    let started = decide(
+        spec,
+        &SimulationSeriesStatus::default(),
+        &observe(Event::Resumed),
+    );
     let planned = decide(spec, &started.status, &observe(Event::Planned(Ok(outcome))));
     let jobs = &planned.status.pass.as_ref().unwrap().groups[0].jobs;
     assert_eq!(jobs.len(), 100);
     assert!(jobs.iter().all(|j| j.array_size == 10_000));
     // Fill every job as a poll would, then measure what the API server would store.
     let mut status = planned.status;
-    for (i, job) in status.pass.as_mut().unwrap().groups[0].jobs.iter_mut().enumerate() {
+    for (i, job) in status.pass.as_mut().unwrap().groups[0]
+        .jobs
+        .iter_mut()
+        .enumerate()
+    {
         job.id = Some(format!("4f1c2d3e-5a6b-7c8d-9e0f-{i:012}"));
         job.state = Some("RUNNING".into());
         job.summary = Some(simseries::status::StatusSummary {

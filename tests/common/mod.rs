@@ -104,4 +104,5 @@ pub fn simseries(args: &[&str], env: &[(&str, String)]) -> std::process::Output 
     }
     command.output().expect("the simseries binary runs")
 }
+pub mod apiserver;
 pub mod fake_batch;
