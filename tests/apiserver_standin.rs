@@ -481,6 +481,41 @@ async fn fields_a_manager_stops_applying_are_removed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn json_patch_tests_a_missing_field_as_null() {
+    // kube-rs's finalizer helper adds the first finalizer with [test null, add].
+    let server = with_crd().await;
+    apply_quickstart(&server);
+    let api: Api<SimulationSeries> = Api::default_namespaced(server.client().await);
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/metadata/finalizers", "value": null},
+        {"op": "add", "path": "/metadata/finalizers", "value": ["simseries.io/cleanup"]},
+    ]))
+    .unwrap();
+    let patched = api
+        .patch(
+            "quickstart",
+            &PatchParams::default(),
+            &Patch::Json::<()>(patch.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        patched.metadata.finalizers.unwrap(),
+        ["simseries.io/cleanup"]
+    );
+    // Now the field exists: the same test fails, as on the real server.
+    let error = api
+        .patch(
+            "quickstart",
+            &PatchParams::default(),
+            &Patch::Json::<()>(patch),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(api_status(error).code, 422);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn watches_see_changes_bookmarks_resumes_and_expiry() {
     let server = with_crd().await;
     let client = server.client().await;

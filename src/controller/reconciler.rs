@@ -476,15 +476,22 @@ async fn cleanup(series: Arc<SimulationSeries>, ctx: &Context) -> Result<Requeue
                 })?;
             parts.push(format!("{} job(s) terminated", terminated.len()));
         }
-        executor.release(&context, pass).await.map_err(|f| {
-            Error::Cleanup(format!(
-                "deregistering job definitions: {}: {}",
-                f.reason, f.message
-            ))
-        })?;
-        let owned = pass.groups.iter().filter(|g| g.definition_owned).count();
-        parts.push(format!("{owned} job definition(s) deregistered"));
-        summary = parts.join(", ");
+        // A finished pass with cleanJobs deregistered its definitions already.
+        if !(pass.phase.is_finished() && series.spec.parameters.clean_jobs) {
+            executor.release(&context, pass).await.map_err(|f| {
+                Error::Cleanup(format!(
+                    "deregistering job definitions: {}: {}",
+                    f.reason, f.message
+                ))
+            })?;
+            let owned = pass.groups.iter().filter(|g| g.definition_owned).count();
+            parts.push(format!("{owned} job definition(s) deregistered"));
+        }
+        summary = if parts.is_empty() {
+            "nothing left to clean up".to_string()
+        } else {
+            parts.join(", ")
+        };
     }
     let note = KubeEvent {
         type_: EventType::Normal,

@@ -209,7 +209,11 @@ pub fn json_patch(target: &mut Value, operations: &Value) -> ApiResult<()> {
                 add(target, path, value)?;
             }
             "test" => {
-                if target.pointer(path) != Some(&value_of(op)?) {
+                // As in the server's JSON patch library, a missing field tests equal to null
+                // (kube-rs's finalizer helper relies on it).
+                let expected = value_of(op)?;
+                let actual = target.pointer(path).unwrap_or(&Value::Null);
+                if *actual != expected {
                     return Err(unprocessable(format!(
                         "testing value {path} failed: test failed"
                     )));

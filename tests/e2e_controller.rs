@@ -1,0 +1,583 @@
+//! End to end: the real `simseries controller` binary, the real `kubectl`, moto for AWS, and —
+//! for the Kubernetes API — the stand-in server of tests/common/apiserver, or a real cluster
+//! when `SIMSERIES_E2E_KUBECONFIG` names its kubeconfig (see the README).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::apiserver;
+use common::moto::{self, Moto};
+use common::temp_dir;
+
+const CRD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/simulationseries.yaml");
+
+/// Where kubectl and the controller talk to: the stand-in, or a real cluster.
+struct Cluster {
+    kubeconfig: PathBuf,
+    namespace: String,
+    _standin: Option<apiserver::StandIn>,
+}
+
+impl Cluster {
+    async fn standin() -> Cluster {
+        let standin = apiserver::start().await;
+        Cluster {
+            kubeconfig: standin.kubeconfig.clone(),
+            namespace: "default".into(),
+            _standin: Some(standin),
+        }
+    }
+
+    fn real(kubeconfig: &str) -> Cluster {
+        let namespace = format!("simseries-e2e-{}", std::process::id());
+        let cluster = Cluster {
+            kubeconfig: kubeconfig.into(),
+            namespace: namespace.clone(),
+            _standin: None,
+        };
+        ok(&cluster.kubectl(&["create", "namespace", &namespace], None));
+        cluster
+    }
+
+    /// Runs kubectl (blocking; the tests use a multi-thread runtime).
+    fn kubectl(&self, args: &[&str], input: Option<&str>) -> Output {
+        let run = || {
+            let mut child = Command::new("kubectl")
+                .args(args)
+                .env("KUBECONFIG", &self.kubeconfig)
+                .stdin(if input.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("kubectl runs");
+            if let Some(input) = input {
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(input.as_bytes())
+                    .unwrap();
+            }
+            child.wait_with_output().unwrap()
+        };
+        tokio::task::block_in_place(run)
+    }
+
+    fn ns_kubectl(&self, args: &[&str], input: Option<&str>) -> Output {
+        let mut all = vec!["-n", self.namespace.as_str()];
+        all.extend_from_slice(args);
+        self.kubectl(&all, input)
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn ok(output: &Output) -> String {
+    assert!(output.status.success(), "kubectl failed: {}", text(output));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The controller as a process.
+struct Controller {
+    child: Child,
+    metrics: String,
+    log: PathBuf,
+}
+
+impl Controller {
+    fn start(cluster: &Cluster, moto: &Moto, dir: &Path, name: &str) -> Controller {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.join(format!("{name}.log"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_simseries"));
+        command
+            .args([
+                "controller",
+                "--metrics-address",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args([
+                "--lease-namespace",
+                &cluster.namespace,
+                "--namespace",
+                &cluster.namespace,
+            ])
+            .env("KUBECONFIG", &cluster.kubeconfig)
+            .env("SIMSERIES_LOG", "info,simseries=debug")
+            .env("POD_NAME", name)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (key, value) in moto.env() {
+            command.env(key, value);
+        }
+        let controller = Controller {
+            child: command.spawn().unwrap(),
+            metrics: format!("127.0.0.1:{port}"),
+            log,
+        };
+        wait_for(
+            "the controller to be ready",
+            || controller.get("/readyz").starts_with("HTTP/1.1 200"),
+            &controller,
+        );
+        controller
+    }
+
+    fn get(&self, path: &str) -> String {
+        let Ok(mut stream) = TcpStream::connect(&self.metrics) else {
+            return String::new();
+        };
+        let _ = write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn wait_for(what: &str, mut check: impl FnMut() -> bool, controller: &Controller) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !tokio::task::block_in_place(&mut check) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; controller log:\n{}",
+            controller.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The AWS example on this test's bucket and queue.
+fn series(bucket: &str, queue: &str, namespace: &str, seeds: &str, retry_delay: u32) -> String {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/aws/series.yaml");
+    std::fs::read_to_string(example)
+        .unwrap()
+        .replace("simseries-example/", &format!("{bucket}/"))
+        .replace("queue: simseries-example", &format!("queue: {queue}"))
+        .replace("region: us-west-2", "region: us-east-1")
+        .replace(
+            "  name: aws-example",
+            &format!("  name: aws-example\n  namespace: {namespace}"),
+        )
+        .replace("seeds: [0, 1, 2]", &format!("seeds: [{seeds}]"))
+        .replace("retryDelay: 2", &format!("retryDelay: {retry_delay}"))
+}
+
+fn jsonpath(cluster: &Cluster, path: &str) -> String {
+    ok(&cluster.ns_kubectl(
+        &[
+            "get",
+            "simser",
+            "aws-example",
+            "-o",
+            &format!("jsonpath={path}"),
+        ],
+        None,
+    ))
+}
+
+fn jobs_named(moto: &Moto, queue: &str, name: &str) -> Vec<(String, i32)> {
+    let batch = moto.batch();
+    tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(async {
+            let listed = batch
+                .list_jobs()
+                .job_queue(queue)
+                .filters(
+                    aws_sdk_batch::types::KeyValuesPair::builder()
+                        .name("JOB_NAME")
+                        .values(name)
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            // moto lists array children (`parent:index`) with their parent; AWS does not.
+            let ids: Vec<String> = listed
+                .job_summary_list()
+                .iter()
+                .map(|j| j.job_id().unwrap().to_string())
+                .filter(|id| !id.contains(':'))
+                .collect();
+            if ids.is_empty() {
+                return Vec::new();
+            }
+            let described = batch
+                .describe_jobs()
+                .set_jobs(Some(ids))
+                .send()
+                .await
+                .unwrap();
+            described
+                .jobs()
+                .iter()
+                .map(|j| {
+                    (
+                        j.job_id().unwrap().to_string(),
+                        j.array_properties().and_then(|a| a.size()).unwrap_or(1),
+                    )
+                })
+                .collect()
+        })
+    })
+}
+
+/// Writes the outputs a model would have written for these runs.
+async fn write_outputs(moto: &Moto, bucket: &str, date: &str, runs: &[String]) {
+    for run in runs {
+        for extension in ["CELLS.csv", "STATS.json"] {
+            moto.s3()
+                .put_object()
+                .bucket(bucket)
+                .key(format!("work/AWS_EXAMPLE/{date}/outputs/{run}.{extension}"))
+                .body(b"output".to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn runs(seeds: std::ops::Range<u32>) -> Vec<String> {
+    seeds
+        .flat_map(|s| ["LOW", "HIGH"].map(|c| format!("AWS_EXAMPLE_{c}_{s:04}")))
+        .collect()
+}
+
+async fn scenario(cluster: Cluster) {
+    let moto = moto::shared();
+    let bucket = format!("e2e-{}-{}", std::process::id(), cluster.namespace.len());
+    let queue = format!("e2e-queue-{}", std::process::id());
+    moto.setup_batch(&bucket, &queue);
+    let dir = temp_dir("e2e");
+    let ns = cluster.namespace.clone();
+
+    // Without the CRD, the controller says how to install it and stops.
+    let mut without = Command::new(env!("CARGO_BIN_EXE_simseries"));
+    without
+        .args([
+            "controller",
+            "--no-leader-election",
+            "--metrics-address",
+            "127.0.0.1:0",
+        ])
+        .env("KUBECONFIG", &cluster.kubeconfig);
+    if cluster._standin.is_some() {
+        let out = tokio::task::block_in_place(|| without.output().unwrap());
+        assert!(!out.status.success());
+        assert!(
+            text(&out).contains("kubectl apply -f crds/simulationseries.yaml"),
+            "{}",
+            text(&out)
+        );
+    }
+
+    ok(&cluster.kubectl(&["apply", "-f", CRD], None));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cluster
+        .ns_kubectl(&["get", "simser"], None)
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "the CRD is not served");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let controller = Controller::start(&cluster, moto, &dir, "replica-a");
+
+    // Apply a series and wait for it to be Ready, as a user or a GitOps tool would.
+    ok(&cluster.kubectl(
+        &["apply", "-f", "-"],
+        Some(&series(&bucket, &queue, &ns, "0, 1, 2", 1)),
+    ));
+    let waited = cluster.ns_kubectl(
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "simulationseries/aws-example",
+            "--timeout=90s",
+        ],
+        None,
+    );
+    assert!(
+        waited.status.success(),
+        "{}\ncontroller log:\n{}",
+        text(&waited),
+        controller.logs()
+    );
+
+    let table = ok(&cluster.ns_kubectl(&["get", "simulationseries"], None));
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "PHASE", "RUNS", "ACTIVE", "ATTEMPTS", "AGE"],
+        "{table}"
+    );
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    // moto runs no containers: the jobs succeed, no output appears yet.
+    assert_eq!(
+        &row[..5],
+        ["aws-example", "Complete", "0/6", "0", "1"],
+        "{table}"
+    );
+    assert!(ok(&cluster.ns_kubectl(&["get", "simser"], None)).contains("aws-example"));
+    assert_eq!(
+        jsonpath(&cluster, "{.status.pass.groups[0].jobs[0].arraySize}"),
+        "6"
+    );
+    assert_eq!(jobs_named(moto, &queue, "alice_AWS_EXAMPLE").len(), 1);
+
+    let described = ok(&cluster.ns_kubectl(&["describe", "simser", "aws-example"], None));
+    for word in [
+        "PassStarted",
+        "Submitted",
+        "PassComplete",
+        "Ready",
+        "Reconciling",
+        "Stalled",
+    ] {
+        assert!(described.contains(word), "{word} not in:\n{described}");
+    }
+    let explained = ok(&cluster.kubectl(&["explain", "simulationseries.spec.series"], None));
+    assert!(explained.contains("manifestSource"), "{explained}");
+
+    // The model's outputs appear; adding a seed (a new generation) runs only the new runs.
+    let date = jsonpath(&cluster, "{.status.pass.date}");
+    write_outputs(moto, &bucket, &date, &runs(0..3)).await;
+    ok(&cluster.kubectl(
+        &["apply", "-f", "-"],
+        Some(&series(&bucket, &queue, &ns, "0, 1, 2, 3", 1)),
+    ));
+    let waited = cluster.ns_kubectl(
+        &[
+            "wait",
+            "--for=jsonpath={.status.pass.number}=2",
+            "simser/aws-example",
+            "--timeout=90s",
+        ],
+        None,
+    );
+    assert!(
+        waited.status.success(),
+        "{}\n{}",
+        text(&waited),
+        controller.logs()
+    );
+    let waited = cluster.ns_kubectl(
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "simser/aws-example",
+            "--timeout=90s",
+        ],
+        None,
+    );
+    assert!(
+        waited.status.success(),
+        "{}\n{}",
+        text(&waited),
+        controller.logs()
+    );
+    assert_eq!(
+        jsonpath(&cluster, "{.status.pass.groups[0].jobs[0].arraySize}"),
+        "2",
+        "only LOW_0003 and HIGH_0003"
+    );
+    assert_eq!(jsonpath(&cluster, "{.status.observedGeneration}"), "2");
+    assert_eq!(jsonpath(&cluster, "{.status.progress}"), "6/8");
+    assert_eq!(jobs_named(moto, &queue, "alice_AWS_EXAMPLE").len(), 2);
+
+    // A restart in the middle of a pass resumes it without submitting again.
+    write_outputs(moto, &bucket, &date, &runs(3..4)).await;
+    ok(&cluster.kubectl(
+        &["apply", "-f", "-"],
+        Some(&series(&bucket, &queue, &ns, "0, 1, 2, 3, 4", 6)),
+    ));
+    let waited = cluster.ns_kubectl(
+        &[
+            "wait",
+            "--for=jsonpath={.status.phase}=Running",
+            "simser/aws-example",
+            "--timeout=90s",
+        ],
+        None,
+    );
+    assert!(
+        waited.status.success(),
+        "{}\n{}",
+        text(&waited),
+        controller.logs()
+    );
+    let id = jsonpath(&cluster, "{.status.pass.groups[0].jobs[0].id}");
+    assert!(!id.is_empty());
+    let metrics = controller.get("/metrics");
+    assert!(
+        metrics.contains("simseries_aws_calls_total{api=\"SubmitJob\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("simseries_reconciliations_total"),
+        "{metrics}"
+    );
+    controller.kill();
+    let controller = Controller::start(&cluster, moto, &dir, "replica-b");
+    let waited = cluster.ns_kubectl(
+        &[
+            "wait",
+            "--for=jsonpath={.status.phase}=Complete",
+            "simser/aws-example",
+            "--timeout=90s",
+        ],
+        None,
+    );
+    assert!(
+        waited.status.success(),
+        "{}\n{}",
+        text(&waited),
+        controller.logs()
+    );
+    assert_eq!(jsonpath(&cluster, "{.status.pass.number}"), "3");
+    assert_eq!(
+        jsonpath(&cluster, "{.status.pass.groups[0].jobs[0].id}"),
+        id,
+        "the same job, adopted"
+    );
+    assert_eq!(
+        jobs_named(moto, &queue, "alice_AWS_EXAMPLE").len(),
+        3,
+        "one job per pass"
+    );
+    let metrics = controller.get("/metrics");
+    assert!(
+        !metrics.contains("simseries_aws_calls_total{api=\"SubmitJob\"}"),
+        "the new replica submitted nothing:\n{metrics}"
+    );
+    if cluster._standin.is_some() {
+        let lease = ok(&cluster.ns_kubectl(
+            &[
+                "get",
+                "lease",
+                "simseries-controller",
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ],
+            None,
+        ));
+        assert_eq!(lease, "replica-b");
+    }
+
+    // A changed rerun annotation starts a pass of the unchanged spec: what is still missing.
+    ok(&cluster.ns_kubectl(
+        &["annotate", "simser", "aws-example", "simseries.io/rerun=1"],
+        None,
+    ));
+    let waited = cluster.ns_kubectl(
+        &[
+            "wait",
+            "--for=jsonpath={.status.pass.number}=4",
+            "simser/aws-example",
+            "--timeout=90s",
+        ],
+        None,
+    );
+    assert!(
+        waited.status.success(),
+        "{}\n{}",
+        text(&waited),
+        controller.logs()
+    );
+    let waited = cluster.ns_kubectl(
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "simser/aws-example",
+            "--timeout=90s",
+        ],
+        None,
+    );
+    assert!(
+        waited.status.success(),
+        "{}\n{}",
+        text(&waited),
+        controller.logs()
+    );
+    assert_eq!(
+        jsonpath(&cluster, "{.status.pass.groups[0].jobs[0].arraySize}"),
+        "2",
+        "LOW_0004 and HIGH_0004"
+    );
+    assert_eq!(jsonpath(&cluster, "{.status.pass.rerun}"), "1");
+
+    // Deleting the series runs the finalizer; kubectl waits until the object is gone.
+    let deleted = cluster.ns_kubectl(&["delete", "simser", "aws-example", "--timeout=90s"], None);
+    assert!(
+        deleted.status.success(),
+        "{}\n{}",
+        text(&deleted),
+        controller.logs()
+    );
+    let gone = cluster.ns_kubectl(&["get", "simser", "aws-example"], None);
+    assert!(
+        !gone.status.success() && text(&gone).contains("NotFound"),
+        "{}",
+        text(&gone)
+    );
+    let events = ok(&cluster.ns_kubectl(&["get", "events"], None));
+    assert!(events.contains("CleanedUp"), "{events}");
+    controller.kill();
+    if cluster._standin.is_none() {
+        let _ = cluster.kubectl(
+            &["delete", "namespace", &cluster.namespace, "--wait=false"],
+            None,
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_controller_runs_series_against_the_stand_in() {
+    scenario(Cluster::standin().await).await;
+}
+
+/// Runs only when SIMSERIES_E2E_KUBECONFIG names a real cluster's kubeconfig (kind, k3d…).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_controller_runs_series_against_a_real_cluster() {
+    let Ok(kubeconfig) = std::env::var("SIMSERIES_E2E_KUBECONFIG") else {
+        eprintln!("SIMSERIES_E2E_KUBECONFIG is not set: the real-cluster suite does not run");
+        return;
+    };
+    scenario(Cluster::real(&kubeconfig)).await;
+}
