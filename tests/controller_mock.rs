@@ -66,6 +66,7 @@ fn series_yaml() -> String {
             "{workingLocation: 's3://bucket/work', manifestLocation: 's3://bucket/config', templateLocation: 's3://bucket/config', vcpus: 1, memory: 512, account: '123456789012', region: us-east-1, user: tester, queue: q}",
         )
         .replace("model: ARCADE,", "model: toy, image: 'toy:1',")
+        .replace("retryDelay: 5", "retryDelay: 60")
         .replace("    groups:", "    manifestSource: listing\n    groups:")
         .replace("    inits:\n    - {name: INIT, key: K, group: G, seeds: [1, 2], extensions: [CELLS.json]}\n", "    inits: []\n")
         .replace("metadata: {name: s}", "metadata: {name: test, namespace: default, uid: 1234-uid, generation: 1, resourceVersion: '7'}")
