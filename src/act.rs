@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::executor::{Executor, PassContext};
+use crate::executor::{Executor, PassContext, storage_failure};
 use crate::layout::{self, Date, DatedFolder};
 use crate::plan::Plan;
 use crate::prepare::{Locations, PrepareError, Prepared, Stores, prepare, read_completeness};
@@ -12,7 +12,7 @@ use crate::reconcile::{Action, Event, Failure, PlanOutcome, PlannedGroup, Planne
 use crate::record::{ChildRecord, GroupRecord, JobDetail, PassRecord};
 use crate::spec::{ManifestSource, SimulationSeriesSpec};
 use crate::status::{Pass, RunCounts, SimulationSeriesStatus};
-use crate::storage::{self, StorageError, StorageErrorKind};
+use crate::storage::{self, StorageError};
 use crate::validate::validate;
 
 /// Acts for one series.
@@ -364,15 +364,6 @@ fn pass_record(spec: &SimulationSeriesSpec, plan: &Plan, pass: &Pass) -> PassRec
     record
 }
 
-fn storage_failure(reason: &str, error: &StorageError) -> Failure {
-    match error.kind {
-        StorageErrorKind::Unreachable | StorageErrorKind::Throttled => {
-            Failure::transient(reason, error.to_string())
-        }
-        _ => Failure::permanent(reason, error.to_string()),
-    }
-}
-
 /// Classifies a planning error: the user must act, unless storage was briefly unavailable.
 pub fn prepare_failure(error: &PrepareError) -> Failure {
     let message = error.to_string();
@@ -391,11 +382,10 @@ pub fn prepare_failure(error: &PrepareError) -> Failure {
     Failure::permanent(reason, message)
 }
 
+/// A storage failure with the fuller message of the planning error that carries it.
 fn storage_or(reason: &str, error: &StorageError, message: String) -> Failure {
-    match error.kind {
-        StorageErrorKind::Unreachable | StorageErrorKind::Throttled => {
-            Failure::transient(reason, message)
-        }
-        _ => Failure::permanent(reason, message),
+    Failure {
+        message,
+        ..storage_failure(reason, error)
     }
 }

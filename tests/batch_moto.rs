@@ -11,7 +11,7 @@ use common::batch::Counting;
 use common::moto::{self, Moto};
 use common::{SERIES, series, simseries, temp_dir};
 use serde_json::Value;
-use simseries::executor::batch::api::{BatchApi, SubmitRequest};
+use simseries::executor::batch::api::SubmitRequest;
 use simseries::executor::batch::aws::AwsBatchApi;
 use simseries::executor::batch::{BatchExecutor, BatchSettings};
 use simseries::executor::{Executor, PassContext};
@@ -106,7 +106,7 @@ async fn setup(name: &str, moto: &'static Moto) -> Setup {
     moto.setup_batch(&bucket, &queue);
     let api = Counting::new(Arc::new(AwsBatchApi::from_config(&moto.sdk_config(), None)));
     let spec = spec(&queue, &[]);
-    let executor = BatchExecutor::new(api.clone(), BatchSettings::from_spec(&spec).unwrap());
+    let executor = BatchExecutor::new(api.api.clone(), BatchSettings::from_spec(&spec).unwrap());
     Setup {
         moto,
         queue,
@@ -190,6 +190,7 @@ async fn job_definitions_are_reused_when_identical_and_only_own_ones_deregistere
     let foreign_group = group("S_H", None, vec![]);
     let content = s.executor.definition_content(&foreign_ctx, "S_H");
     let foreign = s
+        .api
         .api
         .register_job_definition(&content, &Default::default())
         .await
@@ -325,7 +326,7 @@ async fn polls_describe_parents_a_hundred_at_a_time() {
             environment: vec![],
             tags: Default::default(),
         };
-        let id = s.api.submit_job(&request).await.unwrap();
+        let id = s.api.api.submit_job(&request).await.unwrap();
         records.push(job(&format!("poll-{i}"), "S_G", size, Some(id)));
     }
     s.api.reset();
@@ -515,7 +516,10 @@ async fn a_job_submitted_but_not_recorded_is_adopted() {
     let first = s.executor.submit(&ctx, &g, &record).await.unwrap();
 
     // The driver died before writing the ID: a new executor is asked to submit again.
-    let restarted = BatchExecutor::new(s.api.clone(), BatchSettings::from_spec(&s.spec).unwrap());
+    let restarted = BatchExecutor::new(
+        s.api.api.clone(),
+        BatchSettings::from_spec(&s.spec).unwrap(),
+    );
     let again = restarted.submit(&ctx, &g, &record).await.unwrap();
     assert_eq!(again, first, "found again by name and tags");
     assert_eq!(s.api.calls("SubmitJob"), 1);

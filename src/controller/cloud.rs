@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::controller::metrics::{MeteredBatchApi, Metrics};
+use crate::controller::metrics::Metrics;
 use crate::executor::Executor;
 use crate::executor::batch::api::BatchApi;
 use crate::executor::batch::aws::AwsBatchApi;
+use crate::executor::batch::observe::Observed;
 use crate::executor::batch::{BatchExecutor, BatchSettings};
 use crate::prepare::{Locations, Stores};
 use crate::spec::SimulationSeriesSpec;
@@ -51,7 +52,10 @@ impl AwsCloud {
             .entry(key)
             .or_insert_with(|| {
                 let api = AwsBatchApi::from_config(&self.shared, region);
-                Arc::new(MeteredBatchApi::new(Arc::new(api), self.metrics.clone()))
+                let metrics = self.metrics.clone();
+                Arc::new(Observed::new(Arc::new(api), move |call| {
+                    metrics.aws_call(call.api())
+                }))
             })
             .clone()
     }

@@ -1,22 +1,16 @@
 //! Prometheus metrics of the controller, with bounded labels: no object names, only reasons,
 //! API names and run states.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use futures::future::BoxFuture;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
 
-use crate::executor::batch::api::{
-    ApiResult, BatchApi, DefinitionContent, DefinitionRevision, JobDetail, JobSummary, LogEvent,
-    SubmitRequest,
-};
 use crate::status::SimulationSeriesStatus;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -116,6 +110,13 @@ impl Metrics {
         out
     }
 
+    /// Counts one AWS call.
+    pub fn aws_call(&self, api: &str) {
+        self.aws_calls
+            .get_or_create(&ApiLabels { api: api.into() })
+            .inc();
+    }
+
     pub fn error(&self, reason: &str) {
         self.errors
             .get_or_create(&ReasonLabels {
@@ -167,91 +168,5 @@ impl Metrics {
                 })
                 .set(value);
         }
-    }
-}
-
-/// Counts every AWS call in the metrics, by API.
-pub struct MeteredBatchApi {
-    inner: Arc<dyn BatchApi>,
-    metrics: Arc<Metrics>,
-}
-
-impl MeteredBatchApi {
-    pub fn new(inner: Arc<dyn BatchApi>, metrics: Arc<Metrics>) -> Self {
-        MeteredBatchApi { inner, metrics }
-    }
-
-    fn count(&self, api: &str) {
-        self.metrics
-            .aws_calls
-            .get_or_create(&ApiLabels { api: api.into() })
-            .inc();
-    }
-}
-
-impl BatchApi for MeteredBatchApi {
-    fn describe_job_definitions<'a>(
-        &'a self,
-        name: &'a str,
-    ) -> BoxFuture<'a, ApiResult<Vec<DefinitionRevision>>> {
-        self.count("DescribeJobDefinitions");
-        self.inner.describe_job_definitions(name)
-    }
-
-    fn register_job_definition<'a>(
-        &'a self,
-        content: &'a DefinitionContent,
-        tags: &'a BTreeMap<String, String>,
-    ) -> BoxFuture<'a, ApiResult<String>> {
-        self.count("RegisterJobDefinition");
-        self.inner.register_job_definition(content, tags)
-    }
-
-    fn deregister_job_definition<'a>(&'a self, arn: &'a str) -> BoxFuture<'a, ApiResult<()>> {
-        self.count("DeregisterJobDefinition");
-        self.inner.deregister_job_definition(arn)
-    }
-
-    fn submit_job<'a>(&'a self, request: &'a SubmitRequest) -> BoxFuture<'a, ApiResult<String>> {
-        self.count("SubmitJob");
-        self.inner.submit_job(request)
-    }
-
-    fn list_jobs_named<'a>(
-        &'a self,
-        queue: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, ApiResult<Vec<JobSummary>>> {
-        self.count("ListJobs");
-        self.inner.list_jobs_named(queue, name)
-    }
-
-    fn list_children<'a>(
-        &'a self,
-        parent: &'a str,
-        status: &'a str,
-    ) -> BoxFuture<'a, ApiResult<Vec<JobSummary>>> {
-        self.count("ListJobs");
-        self.inner.list_children(parent, status)
-    }
-
-    fn describe_jobs<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, ApiResult<Vec<JobDetail>>> {
-        self.count("DescribeJobs");
-        self.inner.describe_jobs(ids)
-    }
-
-    fn terminate_job<'a>(&'a self, id: &'a str, reason: &'a str) -> BoxFuture<'a, ApiResult<()>> {
-        self.count("TerminateJob");
-        self.inner.terminate_job(id, reason)
-    }
-
-    fn filter_log_events<'a>(
-        &'a self,
-        group: &'a str,
-        streams: &'a [String],
-        pattern: &'a str,
-    ) -> BoxFuture<'a, ApiResult<Vec<LogEvent>>> {
-        self.count("FilterLogEvents");
-        self.inner.filter_log_events(group, streams, pattern)
     }
 }

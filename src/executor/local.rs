@@ -21,11 +21,11 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::{Notify, Semaphore, watch};
 
-use super::{ChildOutcome, Definition, Executor, PassContext, STATUS_LOG_KEYS};
+use super::{ChildOutcome, Definition, Executor, PassContext, save_group_logs};
 use crate::logfilter::LogFilter;
 use crate::reconcile::{Failure, GroupLogs, JobObservation};
 use crate::spec::SimulationSeriesSpec;
-use crate::status::{GroupJobs, JobRecord, LogRecord, Pass, StatusSummary};
+use crate::status::{GroupJobs, JobRecord, Pass, StatusSummary};
 
 /// Time a terminated child gets between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(5);
@@ -751,26 +751,7 @@ impl Executor for LocalExecutor {
                         ));
                     }
                 }
-                let keys: Vec<String> = objects.iter().map(|(k, _)| k.clone()).collect();
-                crate::storage::write_all(
-                    context.working.as_ref(),
-                    objects,
-                    crate::storage::DEFAULT_CONCURRENCY,
-                )
-                .await
-                .map_err(|e| Failure::permanent("LogsNotSaved", e.to_string()))?;
-                saved.push(GroupLogs {
-                    group: group.group.clone(),
-                    record: LogRecord {
-                        folder: context.folder.pass_logs(context.pass),
-                        count: keys.len() as u32,
-                        keys: if keys.len() <= STATUS_LOG_KEYS {
-                            keys
-                        } else {
-                            Vec::new()
-                        },
-                    },
-                });
+                saved.push(save_group_logs(context, &group.group, objects).await?);
             }
             Ok(saved)
         }

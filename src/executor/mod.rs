@@ -126,3 +126,42 @@ pub trait Executor: Send + Sync {
 /// Log keys are listed in the status up to this many per group; past it, the pass record
 /// holds them and the status keeps the folder and the count.
 pub const STATUS_LOG_KEYS: usize = 20;
+
+/// A storage failure as the decision function sees it: unreachable or throttled storage is
+/// worth retrying; anything else needs the user.
+pub fn storage_failure(reason: &str, error: &crate::storage::StorageError) -> Failure {
+    use crate::storage::StorageErrorKind::{Throttled, Unreachable};
+    if matches!(error.kind, Unreachable | Throttled) {
+        Failure::transient(reason, error.to_string())
+    } else {
+        Failure::permanent(reason, error.to_string())
+    }
+}
+
+/// Writes one group's log files (`(key, text)`) and describes them for the status.
+pub async fn save_group_logs(
+    context: &PassContext,
+    group: &str,
+    files: Vec<(String, Vec<u8>)>,
+) -> Result<GroupLogs, Failure> {
+    let keys: Vec<String> = files.iter().map(|(key, _)| key.clone()).collect();
+    crate::storage::write_all(
+        context.working.as_ref(),
+        files,
+        crate::storage::DEFAULT_CONCURRENCY,
+    )
+    .await
+    .map_err(|e| storage_failure("LogsNotSaved", &e))?;
+    Ok(GroupLogs {
+        group: group.to_string(),
+        record: crate::status::LogRecord {
+            folder: context.folder.pass_logs(context.pass),
+            count: keys.len() as u32,
+            keys: if keys.len() <= STATUS_LOG_KEYS {
+                keys
+            } else {
+                Vec::new()
+            },
+        },
+    })
+}

@@ -1,20 +1,18 @@
-//! Test doubles behind the executor's `BatchApi`: a counting layer (around moto or a fake)
-//! and helpers to build pass contexts.
+//! A counting layer around any `BatchApi` (moto's or the fake): it records calls per
+//! operation and checks AWS's per-call limits on every call.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use simseries::executor::batch::api::{
-    ApiResult, BatchApi, DefinitionContent, DefinitionRevision, JobDetail, JobSummary, LogEvent,
-    MAX_DESCRIBE_IDS, MAX_LOG_STREAMS, SubmitRequest,
-};
+use simseries::executor::batch::api::{BatchApi, MAX_DESCRIBE_IDS, MAX_LOG_STREAMS, SubmitRequest};
+use simseries::executor::batch::observe::{Call, Observed};
 
-/// Counts calls per operation and checks AWS's per-call limits on every call.
 pub struct Counting {
-    inner: Arc<dyn BatchApi>,
+    /// The observed API, to give to the executor.
+    pub api: Arc<dyn BatchApi>,
     pub calls: Mutex<BTreeMap<&'static str, usize>>,
     pub submitted: Mutex<Vec<SubmitRequest>>,
     /// Largest DescribeJobs request seen.
@@ -24,17 +22,49 @@ pub struct Counting {
 
 impl Counting {
     pub fn new(inner: Arc<dyn BatchApi>) -> Arc<Self> {
-        Arc::new(Counting {
-            inner,
-            calls: Mutex::new(BTreeMap::new()),
-            submitted: Mutex::new(Vec::new()),
-            largest_describe: Mutex::new(0),
-            terminated: Mutex::new(Vec::new()),
+        Arc::new_cyclic(|me: &Weak<Counting>| {
+            let me = me.clone();
+            Counting {
+                api: Arc::new(Observed::new(inner, move |call| {
+                    if let Some(me) = me.upgrade() {
+                        me.record(call);
+                    }
+                })),
+                calls: Mutex::new(BTreeMap::new()),
+                submitted: Mutex::new(Vec::new()),
+                largest_describe: Mutex::new(0),
+                terminated: Mutex::new(Vec::new()),
+            }
         })
     }
 
-    fn count(&self, op: &'static str) {
-        *self.calls.lock().unwrap().entry(op).or_default() += 1;
+    fn record(&self, call: &Call<'_>) {
+        *self.calls.lock().unwrap().entry(call.api()).or_default() += 1;
+        match call {
+            Call::SubmitJob(request) => self.submitted.lock().unwrap().push((*request).clone()),
+            Call::DescribeJobs(ids) => {
+                assert!(
+                    !ids.is_empty(),
+                    "DescribeJobs with no IDs (moto would describe every job)"
+                );
+                assert!(
+                    ids.len() <= MAX_DESCRIBE_IDS,
+                    "DescribeJobs with {} IDs",
+                    ids.len()
+                );
+                let mut largest = self.largest_describe.lock().unwrap();
+                *largest = (*largest).max(ids.len());
+            }
+            Call::TerminateJob(id) => self.terminated.lock().unwrap().push(id.to_string()),
+            Call::FilterLogEvents(streams) => {
+                assert!(
+                    !streams.is_empty() && streams.len() <= MAX_LOG_STREAMS,
+                    "{} streams",
+                    streams.len()
+                );
+            }
+            _ => {}
+        }
     }
 
     pub fn calls(&self, op: &str) -> usize {
@@ -44,92 +74,6 @@ impl Counting {
     pub fn reset(&self) {
         self.calls.lock().unwrap().clear();
         *self.largest_describe.lock().unwrap() = 0;
-    }
-}
-
-impl BatchApi for Counting {
-    fn describe_job_definitions<'a>(
-        &'a self,
-        name: &'a str,
-    ) -> BoxFuture<'a, ApiResult<Vec<DefinitionRevision>>> {
-        self.count("DescribeJobDefinitions");
-        self.inner.describe_job_definitions(name)
-    }
-
-    fn register_job_definition<'a>(
-        &'a self,
-        content: &'a DefinitionContent,
-        tags: &'a BTreeMap<String, String>,
-    ) -> BoxFuture<'a, ApiResult<String>> {
-        self.count("RegisterJobDefinition");
-        self.inner.register_job_definition(content, tags)
-    }
-
-    fn deregister_job_definition<'a>(&'a self, arn: &'a str) -> BoxFuture<'a, ApiResult<()>> {
-        self.count("DeregisterJobDefinition");
-        self.inner.deregister_job_definition(arn)
-    }
-
-    fn submit_job<'a>(&'a self, request: &'a SubmitRequest) -> BoxFuture<'a, ApiResult<String>> {
-        self.count("SubmitJob");
-        self.submitted.lock().unwrap().push(request.clone());
-        self.inner.submit_job(request)
-    }
-
-    fn list_jobs_named<'a>(
-        &'a self,
-        queue: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, ApiResult<Vec<JobSummary>>> {
-        self.count("ListJobs");
-        self.inner.list_jobs_named(queue, name)
-    }
-
-    fn list_children<'a>(
-        &'a self,
-        parent: &'a str,
-        status: &'a str,
-    ) -> BoxFuture<'a, ApiResult<Vec<JobSummary>>> {
-        self.count("ListJobs");
-        self.inner.list_children(parent, status)
-    }
-
-    fn describe_jobs<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, ApiResult<Vec<JobDetail>>> {
-        self.count("DescribeJobs");
-        assert!(
-            !ids.is_empty(),
-            "DescribeJobs with no IDs (moto would describe every job)"
-        );
-        assert!(
-            ids.len() <= MAX_DESCRIBE_IDS,
-            "DescribeJobs with {} IDs",
-            ids.len()
-        );
-        let mut largest = self.largest_describe.lock().unwrap();
-        *largest = (*largest).max(ids.len());
-        drop(largest);
-        self.inner.describe_jobs(ids)
-    }
-
-    fn terminate_job<'a>(&'a self, id: &'a str, reason: &'a str) -> BoxFuture<'a, ApiResult<()>> {
-        self.count("TerminateJob");
-        self.terminated.lock().unwrap().push(id.to_string());
-        self.inner.terminate_job(id, reason)
-    }
-
-    fn filter_log_events<'a>(
-        &'a self,
-        group: &'a str,
-        streams: &'a [String],
-        pattern: &'a str,
-    ) -> BoxFuture<'a, ApiResult<Vec<LogEvent>>> {
-        self.count("FilterLogEvents");
-        assert!(
-            !streams.is_empty() && streams.len() <= MAX_LOG_STREAMS,
-            "{} streams",
-            streams.len()
-        );
-        self.inner.filter_log_events(group, streams, pattern)
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod aws;
+pub mod observe;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,10 +24,10 @@ use self::api::{
     ApiError, BatchApi, DefinitionContent, JobSummary, MAX_DESCRIBE_IDS, MAX_LOG_STREAMS,
     SubmitRequest,
 };
-use super::{ChildOutcome, Definition, Executor, PassContext, STATUS_LOG_KEYS};
+use super::{ChildOutcome, Definition, Executor, PassContext, save_group_logs};
 use crate::reconcile::{Failure, GroupLogs, JobObservation};
 use crate::spec::SimulationSeriesSpec;
-use crate::status::{GroupJobs, JobRecord, LogRecord, Pass, StatusSummary};
+use crate::status::{GroupJobs, JobRecord, Pass, StatusSummary};
 use crate::validate::{SpecError, SpecErrors};
 
 /// CloudWatch Logs group AWS Batch writes container output to.
@@ -528,26 +529,7 @@ impl Executor for BatchExecutor {
                         ));
                     }
                 }
-                let keys: Vec<String> = objects.iter().map(|(k, _)| k.clone()).collect();
-                crate::storage::write_all(
-                    context.working.as_ref(),
-                    objects,
-                    crate::storage::DEFAULT_CONCURRENCY,
-                )
-                .await
-                .map_err(|e| Failure::transient("LogsNotSaved", e.to_string()))?;
-                saved.push(GroupLogs {
-                    group: group.group.clone(),
-                    record: LogRecord {
-                        folder: context.folder.pass_logs(context.pass),
-                        count: keys.len() as u32,
-                        keys: if keys.len() <= STATUS_LOG_KEYS {
-                            keys
-                        } else {
-                            Vec::new()
-                        },
-                    },
-                });
+                saved.push(save_group_logs(context, &group.group, objects).await?);
             }
             Ok(saved)
         }
