@@ -198,6 +198,20 @@ fn series(bucket: &str, queue: &str, namespace: &str, seeds: &str, retry_delay: 
         .replace("retryDelay: 2", &format!("retryDelay: {retry_delay}"))
 }
 
+/// `kubectl wait` on the series until `condition` (e.g. `--for=condition=Ready`).
+fn wait_series(cluster: &Cluster, controller: &Controller, condition: &str) {
+    let waited = cluster.ns_kubectl(
+        &["wait", condition, "simser/aws-example", "--timeout=90s"],
+        None,
+    );
+    assert!(
+        waited.status.success(),
+        "{}\ncontroller log:\n{}",
+        text(&waited),
+        controller.logs()
+    );
+}
+
 fn jsonpath(cluster: &Cluster, path: &str) -> String {
     ok(&cluster.ns_kubectl(
         &[
@@ -324,21 +338,7 @@ async fn scenario(cluster: Cluster) {
         &["apply", "-f", "-"],
         Some(&series(&bucket, &queue, &ns, "0, 1, 2", 1)),
     ));
-    let waited = cluster.ns_kubectl(
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "simulationseries/aws-example",
-            "--timeout=90s",
-        ],
-        None,
-    );
-    assert!(
-        waited.status.success(),
-        "{}\ncontroller log:\n{}",
-        text(&waited),
-        controller.logs()
-    );
+    wait_series(&cluster, &controller, "--for=condition=Ready");
 
     let table = ok(&cluster.ns_kubectl(&["get", "simulationseries"], None));
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
@@ -382,36 +382,12 @@ async fn scenario(cluster: Cluster) {
         &["apply", "-f", "-"],
         Some(&series(&bucket, &queue, &ns, "0, 1, 2, 3", 1)),
     ));
-    let waited = cluster.ns_kubectl(
-        &[
-            "wait",
-            "--for=jsonpath={.status.pass.number}=2",
-            "simser/aws-example",
-            "--timeout=90s",
-        ],
-        None,
+    wait_series(
+        &cluster,
+        &controller,
+        "--for=jsonpath={.status.pass.number}=2",
     );
-    assert!(
-        waited.status.success(),
-        "{}\n{}",
-        text(&waited),
-        controller.logs()
-    );
-    let waited = cluster.ns_kubectl(
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "simser/aws-example",
-            "--timeout=90s",
-        ],
-        None,
-    );
-    assert!(
-        waited.status.success(),
-        "{}\n{}",
-        text(&waited),
-        controller.logs()
-    );
+    wait_series(&cluster, &controller, "--for=condition=Ready");
     assert_eq!(
         jsonpath(&cluster, "{.status.pass.groups[0].jobs[0].arraySize}"),
         "2",
@@ -427,20 +403,10 @@ async fn scenario(cluster: Cluster) {
         &["apply", "-f", "-"],
         Some(&series(&bucket, &queue, &ns, "0, 1, 2, 3, 4", 6)),
     ));
-    let waited = cluster.ns_kubectl(
-        &[
-            "wait",
-            "--for=jsonpath={.status.phase}=Running",
-            "simser/aws-example",
-            "--timeout=90s",
-        ],
-        None,
-    );
-    assert!(
-        waited.status.success(),
-        "{}\n{}",
-        text(&waited),
-        controller.logs()
+    wait_series(
+        &cluster,
+        &controller,
+        "--for=jsonpath={.status.phase}=Running",
     );
     let id = jsonpath(&cluster, "{.status.pass.groups[0].jobs[0].id}");
     assert!(!id.is_empty());
@@ -455,20 +421,10 @@ async fn scenario(cluster: Cluster) {
     );
     controller.kill();
     let controller = Controller::start(&cluster, moto, &dir, "replica-b");
-    let waited = cluster.ns_kubectl(
-        &[
-            "wait",
-            "--for=jsonpath={.status.phase}=Complete",
-            "simser/aws-example",
-            "--timeout=90s",
-        ],
-        None,
-    );
-    assert!(
-        waited.status.success(),
-        "{}\n{}",
-        text(&waited),
-        controller.logs()
+    wait_series(
+        &cluster,
+        &controller,
+        "--for=jsonpath={.status.phase}=Complete",
     );
     assert_eq!(jsonpath(&cluster, "{.status.pass.number}"), "3");
     assert_eq!(
@@ -505,36 +461,12 @@ async fn scenario(cluster: Cluster) {
         &["annotate", "simser", "aws-example", "simseries.io/rerun=1"],
         None,
     ));
-    let waited = cluster.ns_kubectl(
-        &[
-            "wait",
-            "--for=jsonpath={.status.pass.number}=4",
-            "simser/aws-example",
-            "--timeout=90s",
-        ],
-        None,
+    wait_series(
+        &cluster,
+        &controller,
+        "--for=jsonpath={.status.pass.number}=4",
     );
-    assert!(
-        waited.status.success(),
-        "{}\n{}",
-        text(&waited),
-        controller.logs()
-    );
-    let waited = cluster.ns_kubectl(
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "simser/aws-example",
-            "--timeout=90s",
-        ],
-        None,
-    );
-    assert!(
-        waited.status.success(),
-        "{}\n{}",
-        text(&waited),
-        controller.logs()
-    );
+    wait_series(&cluster, &controller, "--for=condition=Ready");
     assert_eq!(
         jsonpath(&cluster, "{.status.pass.groups[0].jobs[0].arraySize}"),
         "2",

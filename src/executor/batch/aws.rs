@@ -12,6 +12,7 @@ use aws_sdk_batch::config::retry::RetryConfig;
 use aws_sdk_batch::config::timeout::TimeoutConfig;
 use aws_sdk_batch::config::{BehaviorVersion, Region};
 use aws_sdk_batch::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_batch::operation::list_jobs::builders::ListJobsFluentBuilder;
 use aws_sdk_batch::types::{
     ArrayProperties, ContainerOverrides, ContainerProperties, JobDefinitionType, JobStatus,
     KeyValuePair, KeyValuesPair, ResourceRequirement, ResourceType,
@@ -210,6 +211,29 @@ fn summary_of(job: &aws_sdk_batch::types::JobSummary) -> JobSummary {
     }
 }
 
+impl AwsBatchApi {
+    /// Every page of a ListJobs call that `configure` sets up.
+    async fn list_jobs(
+        &self,
+        configure: impl Fn(ListJobsFluentBuilder) -> ListJobsFluentBuilder,
+    ) -> ApiResult<Vec<JobSummary>> {
+        let mut jobs = Vec::new();
+        let mut token = None;
+        loop {
+            let page = configure(self.batch.list_jobs())
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(api_error)?;
+            jobs.extend(page.job_summary_list().iter().map(summary_of));
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(jobs);
+            }
+        }
+    }
+}
+
 impl BatchApi for AwsBatchApi {
     fn describe_job_definitions<'a>(
         &'a self,
@@ -341,35 +365,14 @@ impl BatchApi for AwsBatchApi {
         name: &'a str,
     ) -> BoxFuture<'a, ApiResult<Vec<JobSummary>>> {
         async move {
-            let mut jobs = Vec::new();
-            let mut token = None;
-            loop {
-                let page = self
-                    .batch
-                    .list_jobs()
-                    .job_queue(queue)
-                    .filters(
-                        KeyValuesPair::builder()
-                            .name("JOB_NAME")
-                            .values(name)
-                            .build(),
-                    )
-                    .set_next_token(token)
-                    .send()
-                    .await
-                    .map_err(api_error)?;
-                jobs.extend(
-                    page.job_summary_list()
-                        .iter()
-                        .map(summary_of)
-                        .filter(|j| j.name == name),
-                );
-                token = page.next_token().map(str::to_string);
-                if token.is_none() {
-                    break;
-                }
-            }
-            Ok(jobs)
+            let filter = KeyValuesPair::builder()
+                .name("JOB_NAME")
+                .values(name)
+                .build();
+            let jobs = self
+                .list_jobs(|call| call.job_queue(queue).filters(filter.clone()))
+                .await?;
+            Ok(jobs.into_iter().filter(|j| j.name == name).collect())
         }
         .boxed()
     }
@@ -379,27 +382,10 @@ impl BatchApi for AwsBatchApi {
         parent: &'a str,
         status: &'a str,
     ) -> BoxFuture<'a, ApiResult<Vec<JobSummary>>> {
-        async move {
-            let mut jobs = Vec::new();
-            let mut token = None;
-            loop {
-                let page = self
-                    .batch
-                    .list_jobs()
-                    .array_job_id(parent)
-                    .job_status(JobStatus::from(status))
-                    .set_next_token(token)
-                    .send()
-                    .await
-                    .map_err(api_error)?;
-                jobs.extend(page.job_summary_list().iter().map(summary_of));
-                token = page.next_token().map(str::to_string);
-                if token.is_none() {
-                    break;
-                }
-            }
-            Ok(jobs)
-        }
+        self.list_jobs(move |call| {
+            call.array_job_id(parent)
+                .job_status(JobStatus::from(status))
+        })
         .boxed()
     }
 
