@@ -447,6 +447,80 @@ async fn deleting_a_series_terminates_its_jobs_and_removes_the_finalizer() {
 }
 
 #[tokio::test]
+async fn a_failing_cleanup_keeps_the_finalizer_and_is_reported() {
+    let Setup {
+        ctx,
+        mut handle,
+        fake,
+        ..
+    } = setup("mock-cleanup-fails");
+    use simseries::executor::batch::api::{BatchApi, SubmitRequest};
+    let id = fake
+        .submit_job(&SubmitRequest {
+            job_name: "tester_S_G".into(),
+            queue: "q".into(),
+            definition: "arn:def:1".into(),
+            array_size: None,
+            environment: vec![],
+            tags: Default::default(),
+        })
+        .await
+        .unwrap();
+    fake.set_all("RUNNING");
+    fake.state.lock().unwrap().fail_terminates = true;
+    let series = object(|v| {
+        with_finalizer(v);
+        v["metadata"]["deletionTimestamp"] = json!("2024-06-01T00:00:00Z");
+        v["status"] = json!({
+            "phase": "Running",
+            "pass": {"number": 1, "generation": 1, "date": "2024-06-01", "phase": "Running",
+                     "groups": [{"group": "G", "groupKey": "S_G", "jobDefinition": "arn:def:1", "definitionOwned": true,
+                                 "jobs": [{"name": "tester_S_G", "fileSetName": "S_G", "arraySize": 1, "id": id, "state": "RUNNING"}]}]},
+        });
+    });
+    let task = tokio::spawn(reconcile(Arc::new(series.clone()), ctx.clone()));
+    // No finalizer removal: a Warning event and the error on the Reconciling condition.
+    let event = next(&mut handle, |s| s.body.clone()).await;
+    assert_eq!(event.path, EVENTS);
+    assert_eq!(
+        (event.body["type"].as_str(), event.body["reason"].as_str()),
+        (Some("Warning"), Some("CleanupFailed"))
+    );
+    assert!(
+        event.body["note"]
+            .as_str()
+            .unwrap()
+            .contains("terminating jobs"),
+        "{}",
+        event.body
+    );
+    let status = next(&mut handle, |s| with_status(&series, s)).await;
+    assert_eq!(status.path, format!("{PATH}/status"));
+    let reconciling = status.body["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Reconciling")
+        .unwrap()
+        .clone();
+    assert_eq!(reconciling["reason"], "CleanupFailed");
+    assert!(
+        reconciling["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("retrying after: cleanup of AWS resources failed")
+    );
+    let error = task.await.unwrap().unwrap_err();
+    assert_eq!(error.reason(), "CleanupFailed");
+    let extra = tokio::time::timeout(Duration::from_millis(200), handle.next_request()).await;
+    assert!(!matches!(extra, Ok(Some(_))), "the finalizer stays");
+    assert_eq!(
+        error_policy(Arc::new(series), &error, ctx),
+        Requeue::requeue(Duration::from_secs(5))
+    );
+}
+
+#[tokio::test]
 async fn errors_back_off_exponentially() {
     let Setup { ctx, .. } = setup("mock-backoff");
     let series = Arc::new(object(|_| {}));

@@ -72,6 +72,8 @@ pub struct FakeState {
     pub throttle_describes: u32,
     /// The next N SubmitJob calls answer TooManyRequestsException.
     pub throttle_submits: u32,
+    /// TerminateJob answers ServerException while set.
+    pub fail_terminates: bool,
     pub calls: BTreeMap<&'static str, usize>,
 }
 
@@ -367,6 +369,13 @@ impl BatchApi for FakeBatch {
     fn terminate_job<'a>(&'a self, id: &'a str, reason: &'a str) -> BoxFuture<'a, ApiResult<()>> {
         let mut state = self.state.lock().unwrap();
         *state.calls.entry("TerminateJob").or_default() += 1;
+        if state.fail_terminates {
+            return ready(Err(ApiError {
+                code: "ServerException".into(),
+                message: "internal error".into(),
+                transient: true,
+            }));
+        }
         if let Some(job) = state.jobs.iter_mut().find(|j| j.id == id) {
             for child in &mut job.children {
                 if child.status != "SUCCEEDED" && child.status != "FAILED" {
