@@ -116,6 +116,20 @@ async fn setup(name: &str, moto: &'static Moto) -> Setup {
     }
 }
 
+impl Setup {
+    /// A working folder, the context of pass `pass`, and group S_G's job definition.
+    async fn registered(&self, name: &str, pass: u32) -> (std::path::PathBuf, PassContext, String) {
+        let root = temp_dir(name);
+        let ctx = context(self.spec.clone(), &root, pass);
+        let definition = self
+            .executor
+            .register(&ctx, &group("S_G", None, vec![]))
+            .await
+            .unwrap();
+        (root, ctx, definition.id)
+    }
+}
+
 #[tokio::test]
 async fn job_definitions_are_reused_when_identical_and_only_own_ones_deregistered() {
     let s = setup("definitions", moto::shared()).await;
@@ -233,18 +247,12 @@ async fn job_definitions_are_reused_when_identical_and_only_own_ones_deregistere
 #[tokio::test]
 async fn array_and_plain_jobs_follow_the_contract() {
     let s = setup("submit", moto::shared()).await;
-    let root = temp_dir("submit");
-    let ctx = context(s.spec.clone(), &root, 1);
-    let definition = s
-        .executor
-        .register(&ctx, &group("S_G", None, vec![]))
-        .await
-        .unwrap();
+    let (_, ctx, definition) = s.registered("submit", 1).await;
     let jobs = vec![
         job("submit_S_G", "S_G", 3, None),
         job("submit_S_G-part1", "S_G-part1", 1, None),
     ];
-    let g = group("S_G", Some(definition.id.clone()), jobs.clone());
+    let g = group("S_G", Some(definition.clone()), jobs.clone());
 
     let array = s.executor.submit(&ctx, &g, &jobs[0]).await.unwrap();
     let plain = s.executor.submit(&ctx, &g, &jobs[1]).await.unwrap();
@@ -308,20 +316,14 @@ async fn array_and_plain_jobs_follow_the_contract() {
 #[tokio::test]
 async fn polls_describe_parents_a_hundred_at_a_time() {
     let s = setup("poll", moto::shared()).await;
-    let root = temp_dir("poll");
-    let ctx = context(s.spec.clone(), &root, 1);
-    let definition = s
-        .executor
-        .register(&ctx, &group("S_G", None, vec![]))
-        .await
-        .unwrap();
+    let (_, ctx, definition) = s.registered("poll", 1).await;
     let mut records = Vec::new();
     for i in 0..250 {
         let size = if i % 50 == 0 { 20 } else { 1 };
         let request = SubmitRequest {
             job_name: format!("poll-{i}"),
             queue: s.queue.clone(),
-            definition: definition.id.clone(),
+            definition: definition.clone(),
             array_size: (size > 1).then_some(size),
             environment: vec![],
             tags: Default::default(),
@@ -358,15 +360,9 @@ async fn failed_jobs_are_reported_as_failed() {
         "0",
     )])));
     let s = setup("failing", failing).await;
-    let root = temp_dir("failing");
-    let ctx = context(s.spec.clone(), &root, 1);
-    let definition = s
-        .executor
-        .register(&ctx, &group("S_G", None, vec![]))
-        .await
-        .unwrap();
+    let (_, ctx, definition) = s.registered("failing", 1).await;
     let mut record = job("failing_S_G", "S_G", 2, None);
-    let g = group("S_G", Some(definition.id.clone()), vec![record.clone()]);
+    let g = group("S_G", Some(definition.clone()), vec![record.clone()]);
     record.id = Some(s.executor.submit(&ctx, &g, &record).await.unwrap());
     let observed = s
         .executor
@@ -382,18 +378,9 @@ async fn failed_jobs_are_reported_as_failed() {
 #[tokio::test]
 async fn logs_are_read_from_the_children_streams_and_filtered() {
     let s = setup("logs", moto::shared()).await;
-    let root = temp_dir("logs");
-    let definition = s
-        .executor
-        .register(
-            &context(s.spec.clone(), &root, 1),
-            &group("S_G", None, vec![]),
-        )
-        .await
-        .unwrap();
+    let (root, ctx, definition) = s.registered("logs", 1).await;
     let mut record = job("logs_S_G", "S_G", 2, None);
-    let g = group("S_G", Some(definition.id.clone()), vec![record.clone()]);
-    let ctx = context(s.spec.clone(), &root, 1);
+    let g = group("S_G", Some(definition.clone()), vec![record.clone()]);
     let id = s.executor.submit(&ctx, &g, &record).await.unwrap();
     record.id = Some(id.clone());
 
@@ -461,7 +448,7 @@ async fn logs_are_read_from_the_children_streams_and_filtered() {
 
     let the_pass = pass(vec![group(
         "S_G",
-        Some(definition.id.clone()),
+        Some(definition.clone()),
         vec![record.clone()],
     )]);
     let saved = s.executor.collect_logs(&ctx, &the_pass).await.unwrap();
@@ -504,15 +491,9 @@ async fn logs_are_read_from_the_children_streams_and_filtered() {
 #[tokio::test]
 async fn a_job_submitted_but_not_recorded_is_adopted() {
     let s = setup("adopt", moto::shared()).await;
-    let root = temp_dir("adopt");
-    let ctx = context(s.spec.clone(), &root, 3);
-    let definition = s
-        .executor
-        .register(&ctx, &group("S_G", None, vec![]))
-        .await
-        .unwrap();
+    let (root, ctx, definition) = s.registered("adopt", 3).await;
     let record = job("adopt_S_G", "S_G", 2, None);
-    let g = group("S_G", Some(definition.id.clone()), vec![record.clone()]);
+    let g = group("S_G", Some(definition.clone()), vec![record.clone()]);
     let first = s.executor.submit(&ctx, &g, &record).await.unwrap();
 
     // The driver died before writing the ID: a new executor is asked to submit again.

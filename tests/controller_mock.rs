@@ -175,6 +175,38 @@ fn with_status(base: &SimulationSeries, seen: &Seen) -> Value {
     value
 }
 
+/// A series being deleted while its pass runs one job (of `size` inputs) on the fake.
+async fn deleted_while_running(
+    fake: &FakeBatch,
+    size: u32,
+    annotations: Value,
+) -> SimulationSeries {
+    use simseries::executor::batch::api::{BatchApi, SubmitRequest};
+    let id = fake
+        .submit_job(&SubmitRequest {
+            job_name: "tester_S_G".into(),
+            queue: "q".into(),
+            definition: "arn:def:1".into(),
+            array_size: (size > 1).then_some(size),
+            environment: vec![],
+            tags: Default::default(),
+        })
+        .await
+        .unwrap();
+    fake.set_all("RUNNING");
+    object(|v| {
+        with_finalizer(v);
+        v["metadata"]["deletionTimestamp"] = json!("2024-06-01T00:00:00Z");
+        v["metadata"]["annotations"] = annotations;
+        v["status"] = json!({
+            "phase": "Running",
+            "pass": {"number": 1, "generation": 1, "date": "2024-06-01", "phase": "Running",
+                     "groups": [{"group": "G", "groupKey": "S_G", "jobDefinition": "arn:def:1", "definitionOwned": true,
+                                 "jobs": [{"name": "tester_S_G", "fileSetName": "S_G", "arraySize": size, "id": id, "state": "RUNNING"}]}]},
+        });
+    })
+}
+
 #[tokio::test]
 async fn a_new_series_gets_the_finalizer_first() {
     let Setup {
@@ -393,32 +425,12 @@ async fn deleting_a_series_terminates_its_jobs_and_removes_the_finalizer() {
             ..
         } = setup("mock-delete");
         // A pass in flight: job-1 runs on the fake.
-        use simseries::executor::batch::api::{BatchApi, SubmitRequest};
-        let id = fake
-            .submit_job(&SubmitRequest {
-                job_name: "tester_S_G".into(),
-                queue: "q".into(),
-                definition: "arn:def:1".into(),
-                array_size: Some(2),
-                environment: vec![],
-                tags: Default::default(),
-            })
-            .await
-            .unwrap();
-        fake.set_all("RUNNING");
-        let series = object(|v| {
-            with_finalizer(v);
-            v["metadata"]["deletionTimestamp"] = json!("2024-06-01T00:00:00Z");
-            if keep {
-                v["metadata"]["annotations"] = json!({"simseries.io/on-delete": "keep-jobs"});
-            }
-            v["status"] = json!({
-                "phase": "Running",
-                "pass": {"number": 1, "generation": 1, "date": "2024-06-01", "phase": "Running",
-                         "groups": [{"group": "G", "groupKey": "S_G", "jobDefinition": "arn:def:1", "definitionOwned": true,
-                                     "jobs": [{"name": "tester_S_G", "fileSetName": "S_G", "arraySize": 2, "id": id, "state": "RUNNING"}]}]},
-            });
-        });
+        let annotations = if keep {
+            json!({"simseries.io/on-delete": "keep-jobs"})
+        } else {
+            json!({})
+        };
+        let series = deleted_while_running(&fake, 2, annotations).await;
         let task = tokio::spawn(reconcile(Arc::new(series.clone()), ctx));
         let event = next(&mut handle, |s| s.body.clone()).await;
         assert_eq!(event.path, EVENTS);
@@ -454,30 +466,8 @@ async fn a_failing_cleanup_keeps_the_finalizer_and_is_reported() {
         fake,
         ..
     } = setup("mock-cleanup-fails");
-    use simseries::executor::batch::api::{BatchApi, SubmitRequest};
-    let id = fake
-        .submit_job(&SubmitRequest {
-            job_name: "tester_S_G".into(),
-            queue: "q".into(),
-            definition: "arn:def:1".into(),
-            array_size: None,
-            environment: vec![],
-            tags: Default::default(),
-        })
-        .await
-        .unwrap();
-    fake.set_all("RUNNING");
     fake.state.lock().unwrap().fail_terminates = true;
-    let series = object(|v| {
-        with_finalizer(v);
-        v["metadata"]["deletionTimestamp"] = json!("2024-06-01T00:00:00Z");
-        v["status"] = json!({
-            "phase": "Running",
-            "pass": {"number": 1, "generation": 1, "date": "2024-06-01", "phase": "Running",
-                     "groups": [{"group": "G", "groupKey": "S_G", "jobDefinition": "arn:def:1", "definitionOwned": true,
-                                 "jobs": [{"name": "tester_S_G", "fileSetName": "S_G", "arraySize": 1, "id": id, "state": "RUNNING"}]}]},
-        });
-    });
+    let series = deleted_while_running(&fake, 1, json!({})).await;
     let task = tokio::spawn(reconcile(Arc::new(series.clone()), ctx.clone()));
     // No finalizer removal: a Warning event and the error on the Reconciling condition.
     let event = next(&mut handle, |s| s.body.clone()).await;
