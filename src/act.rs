@@ -47,11 +47,6 @@ impl Actor {
         }
     }
 
-    /// The plan of the current pass, once planned.
-    pub fn prepared(&self) -> Option<&Prepared> {
-        self.prepared.as_ref()
-    }
-
     /// What the executor needs to know about `pass`.
     pub fn context(&self, pass: &Pass) -> PassContext {
         let date = pass.date.parse().unwrap_or_else(|_| Date::today_utc());

@@ -95,7 +95,7 @@ impl DatedFolder {
     /// `{name}/{date}/logs/pass-{n}/`: the logs of one pass (a later pass on the same date
     /// reuses input names, but never overwrites earlier logs).
     pub fn pass_logs(&self, pass: u32) -> String {
-        format!("{}logs/pass-{pass}/", self.root())
+        format!("{}pass-{pass}/", self.logs())
     }
 
     /// `{name}/{date}/logs/pass-{n}/{fileSetName}_{index}.log`: safe on every filesystem and S3.

@@ -39,10 +39,6 @@ impl LeaderElection {
         self
     }
 
-    pub fn identity(&self) -> &str {
-        &self.identity
-    }
-
     /// Waits until this replica holds the Lease.
     pub async fn acquire(&self) {
         loop {

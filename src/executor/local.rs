@@ -144,7 +144,6 @@ pub struct LocalExecutor {
     launcher: Launcher,
     /// The local working root.
     root: PathBuf,
-    capacity: usize,
     slots: Arc<Semaphore>,
     jobs: Mutex<HashMap<String, Arc<LocalJob>>>,
     /// Set on shutdown (Ctrl-C): children killed then are not recorded, so they run again.
@@ -160,7 +159,6 @@ impl LocalExecutor {
         LocalExecutor {
             launcher,
             root,
-            capacity: slots,
             slots: Arc::new(Semaphore::new(slots)),
             jobs: Mutex::new(HashMap::new()),
             stopping: Arc::new(AtomicBool::new(false)),
@@ -168,14 +166,6 @@ impl LocalExecutor {
         }
     }
 
-    /// Children that may run at once.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    pub fn launcher(&self) -> &Launcher {
-        &self.launcher
-    }
 
     fn children_dir(&self, context: &PassContext) -> PathBuf {
         self.root

@@ -169,10 +169,6 @@ impl BatchExecutor {
         }
     }
 
-    pub fn settings(&self) -> &BatchSettings {
-        &self.settings
-    }
-
     /// The job definition content of a group: the original's container contract.
     pub fn definition_content(&self, context: &PassContext, group_key: &str) -> DefinitionContent {
         let mut environment = vec![
