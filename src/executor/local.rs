@@ -166,7 +166,6 @@ impl LocalExecutor {
         }
     }
 
-
     fn children_dir(&self, context: &PassContext) -> PathBuf {
         self.root
             .join(context.folder.scaffolding())
