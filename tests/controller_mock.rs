@@ -168,6 +168,15 @@ async fn next(
     seen
 }
 
+/// The condition `kind` of the status a request applied.
+fn condition(body: &Value, kind: &str) -> Value {
+    body["status"]["conditions"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["type"] == kind))
+        .unwrap_or_else(|| panic!("no {kind} condition in {body}"))
+        .clone()
+}
+
 /// The object after a status apply: what the real server would answer.
 fn with_status(base: &SimulationSeries, seen: &Seen) -> Value {
     let mut value = serde_json::to_value(base).unwrap();
@@ -304,13 +313,7 @@ async fn an_invalid_spec_fails_the_pass_with_a_condition_and_an_event() {
     let failed = next(&mut handle, |s| with_status(&series, s)).await;
     assert_eq!(failed.path, format!("{PATH}/status"));
     assert_eq!(failed.body["status"]["phase"], "Failed");
-    let stalled = failed.body["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Stalled")
-        .unwrap()
-        .clone();
+    let stalled = condition(&failed.body, "Stalled");
     assert_eq!(stalled["status"], "True");
     assert_eq!(stalled["reason"], "InvalidSpec");
     assert!(
@@ -486,13 +489,7 @@ async fn a_failing_cleanup_keeps_the_finalizer_and_is_reported() {
     );
     let status = next(&mut handle, |s| with_status(&series, s)).await;
     assert_eq!(status.path, format!("{PATH}/status"));
-    let reconciling = status.body["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Reconciling")
-        .unwrap()
-        .clone();
+    let reconciling = condition(&status.body, "Reconciling");
     assert_eq!(reconciling["reason"], "CleanupFailed");
     assert!(
         reconciling["message"]
