@@ -10,7 +10,7 @@ use crate::plan::Plan;
 use crate::prepare::{Locations, PrepareError, Prepared, Stores, prepare, read_completeness};
 use crate::reconcile::{Action, Event, Failure, PlanOutcome, PlannedGroup, PlannedJobRecord};
 use crate::record::{ChildRecord, GroupRecord, JobDetail, PassRecord};
-use crate::spec::{ManifestSource, SimulationSeriesSpec};
+use crate::spec::SimulationSeriesSpec;
 use crate::status::{Pass, RunCounts, SimulationSeriesStatus};
 use crate::storage::{self, StorageError};
 use crate::validate::validate;
@@ -224,10 +224,8 @@ impl Actor {
     pub async fn counts(&self) -> Result<RunCounts, Failure> {
         let series =
             validate(&self.spec).map_err(|e| Failure::permanent("InvalidSpec", e.to_string()))?;
-        let source = match self.spec.series.manifest_source {
-            ManifestSource::Listing => ManifestSource::Listing,
-            ManifestSource::File | ManifestSource::Both => ManifestSource::Both,
-        };
+        // The same source as planning: the table and the plan never disagree.
+        let source = self.spec.series.manifest_source;
         let loaded = read_completeness(&series, &self.stores, source)
             .await
             .map_err(|e| prepare_failure(&e))?;
@@ -370,8 +368,14 @@ pub fn prepare_failure(error: &PrepareError) -> Failure {
             return storage_or("WorkingLocationUnavailable", e, message);
         }
         PrepareError::Manifest(_) => "ManifestInvalid",
-        PrepareError::Template(_) => "TemplateError",
-        PrepareError::Render(crate::inputs::RenderError::Template { .. }) => "TemplateError",
+        PrepareError::Template(e)
+        | PrepareError::Render(crate::inputs::RenderError::Template { error: e, .. }) => {
+            if e.too_expensive {
+                "TemplateTooExpensive"
+            } else {
+                "TemplateError"
+            }
+        }
         PrepareError::Render(crate::inputs::RenderError::Xml { .. }) => "InvalidXml",
     };
     Failure::permanent(reason, message)

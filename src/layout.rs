@@ -40,6 +40,28 @@ pub fn job_name(user: Option<&str>, file_set_name: &str) -> String {
     }
 }
 
+/// Checks that `key` stays below the location it is read from: relative, `/`-separated, no
+/// empty, `.` or `..` part, no `\\` and no control character. Returns why it does not.
+pub fn check_relative_key(key: &str) -> Result<(), &'static str> {
+    if key.is_empty() {
+        return Err("is empty");
+    }
+    if key.starts_with('/') {
+        return Err("is absolute; give a key relative to its location");
+    }
+    if key.contains('\\') || key.chars().any(char::is_control) {
+        return Err("may not contain `\\` or control characters");
+    }
+    if key
+        .trim_end_matches('/')
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Err("may not contain empty, `.` or `..` parts; it must stay inside its location");
+    }
+    Ok(())
+}
+
 /// `{init}/inits/inits.{MODEL}/{init}_{key}.{ext}`: an init file in the working location.
 pub fn init_source(init_name: &str, model: &str, init_key: &str, extension: &str) -> String {
     format!(
@@ -189,6 +211,18 @@ mod tests {
         assert_eq!(file_set_name("S_A", 2), "S_A-part2");
         assert_eq!(job_name(Some("alice"), "S_A"), "alice_S_A");
         assert_eq!(job_name(None, "S_A"), "S_A");
+    }
+
+    #[test]
+    fn keys_stay_inside_their_location() {
+        for good in ["template.xml", "a/b/c.csv", "S/", "x..y"] {
+            assert_eq!(check_relative_key(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "", "/etc/passwd", "../x", "a/../../b", "a//b", "./a", "a\\b", "a\nb", "..",
+        ] {
+            assert!(check_relative_key(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -75,7 +75,7 @@ impl Locations {
                 manifest,
                 template,
             }),
-            _ => Err(SpecErrors(errors)),
+            _ => Err(SpecErrors::from(errors)),
         }
     }
 }
@@ -153,6 +153,7 @@ pub async fn prepare(
         .map_err(PrepareError::TemplateMissing)?;
     let source = String::from_utf8(source).map_err(|_| TemplateError {
         template: template_key.clone(),
+        too_expensive: false,
         line: None,
         message: "the template is not UTF-8 text".into(),
         excerpt: None,
@@ -217,6 +218,44 @@ pub async fn read_completeness(
         manifest_rows,
         listed_objects,
     })
+}
+
+/// A digest of what planning reads besides the spec: the template, the manifest (when the
+/// series uses one) and the init files present. A pass that failed to start because of one of
+/// them starts again once this changes. Read failures are part of the digest, so a fixed
+/// permission or a created bucket counts as a change too.
+pub async fn inputs_digest(spec: &SimulationSeriesSpec, stores: &Stores) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut add = |label: &str, result: Result<Vec<u8>, StorageError>| {
+        hasher.update(label.as_bytes());
+        match result {
+            Ok(bytes) => {
+                hasher.update((bytes.len() as u64).to_be_bytes());
+                hasher.update(&bytes);
+            }
+            Err(e) => hasher.update(format!("error {:?}", e.kind).as_bytes()),
+        }
+    };
+    add(
+        "template",
+        stores.template.read(&spec.series.template_key).await,
+    );
+    if spec.series.manifest_source.uses_file() {
+        add(
+            "manifest",
+            stores.manifest.read(&spec.series.manifest_key).await,
+        );
+    }
+    let mut names: Vec<&str> = spec.series.inits.iter().map(|i| i.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let keys = storage::list_all(stores.working.as_ref(), &format!("{name}/inits/")).await;
+        add("inits", keys.map(|keys| keys.join("\n").into_bytes()));
+    }
+    let digest = hasher.finalize();
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 async fn missing_init_sources(

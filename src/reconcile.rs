@@ -26,6 +26,11 @@ use crate::status::{
 /// Waits after failed calls: 5 s doubling up to 5 min.
 const BACKOFF_BASE: Duration = Duration::from_secs(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Waits before a pass that failed to start is tried again: 1 min doubling up to 1 h.
+const RESTART_BASE: Duration = Duration::from_secs(60);
+const RESTART_MAX: Duration = Duration::from_secs(3600);
+/// The one failure of a pass start that only a spec change can fix.
+const INVALID_SPEC: &str = "InvalidSpec";
 
 /// What the driver saw: the outcome of its last action, and the world around it.
 #[derive(Debug, Clone)]
@@ -35,6 +40,10 @@ pub struct Observation {
     pub generation: i64,
     /// Value of the `simseries.io/rerun` annotation (locally: the `--rerun` counter).
     pub rerun: Option<String>,
+    /// Digest of what planning reads besides the spec (template, manifest, init files), when
+    /// the driver computes it (the local runner). Without it a pass that failed to start is
+    /// tried again on a backoff.
+    pub inputs: Option<String>,
     pub event: Event,
 }
 
@@ -180,11 +189,31 @@ pub fn decide(
     let action = match status.pass.as_ref() {
         Some(pass) if pass.phase.is_finished() => {
             if pass.generation == observation.generation && pass.rerun == observation.rerun {
-                // A finished pass is left exactly as it is: no write, no call.
-                return Decision {
-                    status,
-                    action: Action::Done,
-                };
+                match restart_of_failed_start(pass, observation) {
+                    Restart::Now => {
+                        let failed_starts = pass.failed_starts.saturating_add(1);
+                        let action = start_pass(&mut status, observation);
+                        if let Some(pass) = status.pass.as_mut() {
+                            pass.failed_starts = failed_starts;
+                        }
+                        refresh_summary(&mut status, now);
+                        return Decision { status, action };
+                    }
+                    // Waiting leaves the status as it is: no write.
+                    Restart::At(until) => {
+                        return Decision {
+                            status,
+                            action: Action::Wait { until },
+                        };
+                    }
+                    // A finished pass is left exactly as it is: no write, no call.
+                    Restart::Never => {
+                        return Decision {
+                            status,
+                            action: Action::Done,
+                        };
+                    }
+                }
             }
             start_pass(&mut status, observation)
         }
@@ -195,6 +224,30 @@ pub fn decide(
     };
     refresh_summary(&mut status, now);
     Decision { status, action }
+}
+
+enum Restart {
+    Now,
+    At(Timestamp),
+    Never,
+}
+
+/// Whether a finished pass of the current generation starts again: only one that failed to
+/// start for a cause outside the spec, once that cause may be fixed.
+fn restart_of_failed_start(pass: &Pass, observation: &Observation) -> Restart {
+    if pass.phase != Phase::Failed || pass.error_reason() == Some(INVALID_SPEC) {
+        return Restart::Never;
+    }
+    match (&observation.inputs, &pass.inputs) {
+        // The driver sees the inputs: start again as soon as they change.
+        (Some(now), Some(then)) if now != then => Restart::Now,
+        (Some(_), _) => Restart::Never,
+        // It does not: try again on a backoff.
+        (None, _) => match pass.retry_at {
+            Some(Time(at)) if observation.now < at => Restart::At(at),
+            _ => Restart::Now,
+        },
+    }
 }
 
 fn start_pass(status: &mut SimulationSeriesStatus, observation: &Observation) -> Action {
@@ -213,6 +266,9 @@ fn start_pass(status: &mut SimulationSeriesStatus, observation: &Observation) ->
         consecutive_errors: 0,
         last_error: None,
         record: None,
+        inputs: observation.inputs.clone(),
+        failed_starts: 0,
+        retry_at: None,
         groups: Vec::new(),
     });
     Action::Plan
@@ -233,7 +289,7 @@ fn step(
         pass.last_error = Some(format!("{}: {}", failure.reason, failure.message));
         if failure.transient {
             pass.consecutive_errors += 1;
-            let until = now + backoff(pass.consecutive_errors);
+            let until = later(now, backoff(pass.consecutive_errors));
             pass.next_poll_at = Some(Time(until));
             return Action::Wait { until };
         }
@@ -317,7 +373,7 @@ fn planning(status: &mut SimulationSeriesStatus, event: &Event, now: Timestamp) 
         }
         Event::Planned(Err(failure)) => {
             pass.last_error = Some(format!("{}: {}", failure.reason, failure.message));
-            finish(pass, Phase::Failed, now);
+            fail_start(pass, failure, now);
             Action::Done
         }
         Event::InputsWritten(Ok(())) => Action::CopyInits,
@@ -327,7 +383,7 @@ fn planning(status: &mut SimulationSeriesStatus, event: &Event, now: Timestamp) 
         }
         Event::InputsWritten(Err(failure)) | Event::InitsCopied(Err(failure)) => {
             pass.last_error = Some(format!("{}: {}", failure.reason, failure.message));
-            finish(pass, Phase::Failed, now);
+            fail_start(pass, failure, now);
             Action::Done
         }
         // A restart in the middle of planning plans again: nothing was submitted yet, and
@@ -382,7 +438,7 @@ fn submitting(
         return next;
     }
     pass.phase = Phase::Running;
-    let until = now + delay(spec);
+    let until = later(now, delay(spec));
     pass.next_poll_at = Some(Time(until));
     if all_finished(pass) {
         return after_running(spec, pass);
@@ -418,7 +474,7 @@ fn running(spec: &SimulationSeriesSpec, pass: &mut Pass, event: &Event, now: Tim
             if pass.attempts >= spec.parameters.retries.max(1) {
                 return after_last_poll(spec, pass);
             }
-            let until = now + delay(spec);
+            let until = later(now, delay(spec));
             pass.next_poll_at = Some(Time(until));
             Action::Wait { until }
         }
@@ -529,6 +585,17 @@ fn outcome(pass: &Pass) -> Phase {
     }
 }
 
+/// Ends a pass that could not start; unless the spec is at fault, it is tried again later.
+fn fail_start(pass: &mut Pass, failure: &Failure, now: Timestamp) {
+    finish(pass, Phase::Failed, now);
+    if failure.reason != INVALID_SPEC {
+        let factor = 2u32.saturating_pow(pass.failed_starts.min(16));
+        let wait = RESTART_BASE.saturating_mul(factor).min(RESTART_MAX);
+        let wait = SignedDuration::try_from(wait).unwrap_or(SignedDuration::from_secs(3600));
+        pass.retry_at = Some(Time(later(now, wait)));
+    }
+}
+
 fn finish(pass: &mut Pass, phase: Phase, now: Timestamp) {
     pass.phase = phase;
     pass.finished_at = Some(Time(now));
@@ -573,6 +640,12 @@ fn failure_of(event: &Event) -> Option<&Failure> {
         Event::LogsCollected(r) => r.as_ref().err(),
         Event::Recounted(r) => r.as_ref().err(),
     }
+}
+
+/// `now + wait`, saturating at the end of time: the spec may come from a cluster whose
+/// validation is older than ours, and `decide` never panics.
+fn later(now: Timestamp, wait: SignedDuration) -> Timestamp {
+    now.checked_add(wait).unwrap_or(Timestamp::MAX)
 }
 
 fn delay(spec: &SimulationSeriesSpec) -> SignedDuration {
@@ -654,10 +727,13 @@ fn conditions_for(pass: &Pass) -> [ConditionValue; 3] {
         }
         Phase::Failed => {
             let error = pass.last_error.clone().unwrap_or_default();
-            let (reason, message) = match error.split_once(": ") {
+            let (reason, mut message) = match error.split_once(": ") {
                 Some((reason, message)) => (reason.to_string(), message.to_string()),
                 None => ("PassFailed".to_string(), error),
             };
+            if pass.retry_at.is_some() {
+                message.push_str(" (the pass starts again once this is fixed)");
+            }
             [
                 ("False", reason.clone(), message.clone()),
                 ("False", reason.clone(), String::new()),

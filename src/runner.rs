@@ -24,7 +24,7 @@ use crate::layout::Date;
 use crate::location::Location;
 use crate::prepare::{Locations, Stores, read_completeness};
 use crate::reconcile::{Action, Event, Observation, decide};
-use crate::spec::{ManifestSource, SimulationSeriesSpec};
+use crate::spec::SimulationSeriesSpec;
 use crate::specfile;
 use crate::status::{Phase, SimulationSeriesStatus};
 use crate::storage::{S3Options, Storage};
@@ -145,6 +145,9 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, String> {
     actor.owner = owner_of(&file.path);
     let generation = spec_generation(&spec);
     let rerun = (state.rerun > 0).then(|| state.rerun.to_string());
+    // A pass that failed to start (bad template, missing init files) starts again once what
+    // it read has changed.
+    let inputs = Some(crate::prepare::inputs_digest(&spec, &stores).await);
     let mut reporter = Reporter::new(options.progress_bar, spec.parameters.retries);
     let mut event = Event::Resumed;
     let mut interrupted = false;
@@ -158,6 +161,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, String> {
                 now: Timestamp::now(),
                 generation,
                 rerun: rerun.clone(),
+                inputs: inputs.clone(),
                 event,
             },
         );
@@ -326,13 +330,18 @@ async fn save_state(working: &dyn Storage, key: &str, state: &LocalState) -> Res
     })
 }
 
-/// One `simseries run` per series and working folder at a time.
-struct RunLock {
-    path: PathBuf,
+/// One `simseries run` per series and working folder at a time: an exclusive OS lock
+/// (`flock`) on `{name}/simseries/run.lock`, held while the process lives. The kernel
+/// releases it when the holder dies, however it dies, so there is no stale lock to judge,
+/// and the file itself is never removed (removing it would let a second run lock a new file
+/// while the first still holds the old one).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
 }
 
 impl RunLock {
-    fn take(root: &Path, series: &str) -> Result<RunLock, String> {
+    pub fn take(root: &Path, series: &str) -> Result<RunLock, String> {
         let dir = root.join(series).join("simseries");
         std::fs::create_dir_all(&dir).map_err(|e| {
             format!(
@@ -341,60 +350,51 @@ impl RunLock {
             )
         })?;
         let path = dir.join("run.lock");
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut file) => {
-                    use std::io::Write;
-                    let _ = writeln!(file, "{}", std::process::id());
-                    return Ok(RunLock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder: Option<u32> = std::fs::read_to_string(&path)
-                        .ok()
-                        .and_then(|t| t.trim().parse().ok());
-                    match holder {
-                        Some(pid)
-                            if Path::new(&format!("/proc/{pid}")).exists()
-                                && pid != std::process::id() =>
-                        {
-                            return Err(format!(
-                                "another `simseries run` (pid {pid}) is working on series {series} in this working folder; wait for it or stop it"
-                            ));
-                        }
-                        // A lock left by a run that died: take it over.
-                        _ => {
-                            let _ = std::fs::remove_file(&path);
-                        }
-                    }
-                }
-                Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder.trim();
+                let who = if holder.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {holder})")
+                };
+                return Err(format!(
+                    "another `simseries run`{who} is working on series {series} in this working folder; wait for it or stop it"
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(format!("cannot lock {}: {e}", path.display()));
             }
         }
-        Err(format!("cannot take the lock {}", path.display()))
-    }
-}
-
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // The holder's PID, for the message above; informative only.
+        use std::io::{Seek, Write};
+        let mut writer = &file;
+        let _ = writer
+            .set_len(0)
+            .and_then(|()| writer.seek(std::io::SeekFrom::Start(0)).map(drop))
+            .and_then(|()| writeln!(writer, "{}", std::process::id()));
+        Ok(RunLock { _file: file })
     }
 }
 
 /// Completeness per condition and output extension, `n/N (p %)`, from the outputs in the
-/// working location (and the manifest when the series uses one).
+/// source planning uses (`series.manifestSource`).
 pub async fn completeness_table(
     spec: &SimulationSeriesSpec,
     stores: &Stores,
 ) -> Result<(String, bool), String> {
     let series = validate(spec).map_err(|e| e.to_string())?;
-    let source = match spec.series.manifest_source {
-        ManifestSource::Listing => ManifestSource::Listing,
-        ManifestSource::File | ManifestSource::Both => ManifestSource::Both,
-    };
+    // The same source as planning: the table and the plan never disagree.
+    let source = spec.series.manifest_source;
     let loaded = read_completeness(&series, stores, source)
         .await
         .map_err(|e| e.to_string())?;

@@ -117,11 +117,12 @@ pub struct Context {
 pub enum ManifestSource {
     /// Only the manifest CSV at `context.manifestLocation/series.manifestKey` (the original
     /// behaviour: run the summarize step to refresh it).
-    #[default]
     File,
     /// Only a listing of `{series.name}/*/outputs/` in the working location; no manifest needed.
     Listing,
-    /// The manifest CSV and the listing together: a run counts as complete if either has it.
+    /// The manifest CSV and the listing together: a run counts as complete if either has it
+    /// (the default: what the summarize step would add to the manifest).
+    #[default]
     Both,
 }
 
@@ -160,7 +161,8 @@ pub struct Series {
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key"]))]
     pub conditions: Vec<Condition>,
     /// Output file extensions every complete run has (e.g. `CELLS.tar.xz`): a run with only some
-    /// of them is incomplete and runs again.
+    /// of them is incomplete and runs again. At least one.
+    #[schemars(length(min = 1))]
     #[schemars(inner(regex(pattern = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$")))]
     pub extensions: Vec<String>,
     /// Init files copied into the dated folder for the seeds that run.
@@ -172,8 +174,9 @@ pub struct Series {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "groups_schema")]
     pub groups: Option<IndexMap<String, Option<String>>>,
-    /// Where planning learns which runs are complete: `file` (the manifest CSV, default),
-    /// `listing` (the outputs in the working location) or `both`.
+    /// Where planning and every completeness table learn which runs are complete: `both` (the
+    /// manifest CSV and the outputs in the working location, default), `file` (the manifest
+    /// alone) or `listing` (the outputs alone).
     #[serde(default)]
     pub manifest_source: ManifestSource,
 }
@@ -225,8 +228,9 @@ pub struct Init {
 #[serde(rename_all = "camelCase")]
 pub struct Parameters {
     /// Model name. `ARCADE` (any case) packs seed ranges of several conditions into one input;
-    /// any other model gets one input per run. Upper-cased in init paths (`inits.{MODEL}`).
-    #[schemars(length(min = 1))]
+    /// any other model gets one input per run. Upper-cased in init paths (`inits.{MODEL}`), so
+    /// letters, digits, `_`, `-` and `.` (not first).
+    #[schemars(regex(pattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"))]
     pub model: String,
     /// Container image, e.g. `arcade:latest`, pulled from
     /// `{account}.dkr.ecr.{region}.amazonaws.com/{user}/{image}`; an image that already names a
@@ -239,11 +243,11 @@ pub struct Parameters {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
     /// How many times the jobs are polled, `retryDelay` seconds apart, before stragglers are
-    /// terminated.
-    #[schemars(range(min = 0))]
+    /// terminated (at most 100,000).
+    #[schemars(range(min = 0, max = 100000))]
     pub retries: u32,
-    /// Seconds between polls.
-    #[schemars(range(min = 0))]
+    /// Seconds between polls (at most 604,800: a week).
+    #[schemars(range(min = 0, max = 604800))]
     pub retry_delay: u64,
     /// ARCADE only: the most seeds one input (one array child) runs.
     #[serde(default = "default_seeds_per_job")]

@@ -8,6 +8,9 @@ use crate::spec::SimulationSeries;
 
 pub const API_VERSION: &str = "simseries.io/v1alpha1";
 pub const KIND: &str = "SimulationSeries";
+/// The largest series file read: far above any real series (a 1,000-condition series is tens
+/// of KiB; the API server stores at most 1.5 MiB), small enough to parse in bounded memory.
+pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// A series file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +34,14 @@ pub fn read(path: &Path) -> Result<SeriesFile, SpecFileError> {
         path: path.display().to_string(),
         message,
     };
+    let size = std::fs::metadata(path)
+        .map_err(|e| error(format!("cannot read: {e}")))?
+        .len();
+    if size > MAX_FILE_BYTES {
+        return Err(error(format!(
+            "{size} bytes; a series file may have at most {MAX_FILE_BYTES} bytes"
+        )));
+    }
     let text = std::fs::read_to_string(path).map_err(|e| error(format!("cannot read: {e}")))?;
     let resource = parse(&text).map_err(error)?;
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
@@ -66,10 +77,32 @@ pub fn parse(text: &str) -> Result<SimulationSeries, String> {
                 api_version.unwrap_or("")
             ));
         }
-        let resource: SimulationSeries = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            format!("document {}: {path}: {}", index + 1, e.into_inner())
-        })?;
+        // A misspelt field (`terminateJob`) would otherwise be ignored and its default used.
+        // Condition maps are free-form (template parameters), so they never report one.
+        let mut unknown = Vec::new();
+        let mut track = serde_path_to_error::Track::new();
+        let resource: Result<SimulationSeries, _> = serde_ignored::deserialize(
+            serde_path_to_error::Deserializer::new(value, &mut track),
+            |path| {
+                let path = path.to_string();
+                // The resource type reads these two itself (checked above).
+                if path != "apiVersion" && path != "kind" {
+                    unknown.push(path);
+                }
+            },
+        );
+        let resource =
+            resource.map_err(|e| format!("document {}: {}: {e}", index + 1, track.path()))?;
+        if let Some(first) = unknown.first() {
+            return Err(format!(
+                "document {}: unknown field {first}{}; check its spelling against `kubectl explain simulationseries` (or `simseries crd`)",
+                index + 1,
+                match unknown.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more)", n - 1),
+                }
+            ));
+        }
         found.push(resource);
     }
     match found.len() {
@@ -134,6 +167,20 @@ spec:
         let bad = MINIMAL.replace("seeds: [0, 1]", "seeds: [0, -1]");
         let err = parse(&bad).unwrap_err();
         assert!(err.contains("spec.series.seeds[1]"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_named_but_condition_fields_are_free() {
+        let typo = MINIMAL.replace("retryDelay: 5}", "retryDelay: 5, terminateJob: false}");
+        let err = parse(&typo).unwrap_err();
+        assert!(
+            err.contains("unknown field spec.parameters.terminateJob"),
+            "{err}"
+        );
+        let typo = MINIMAL.replace("vcpus: 1,", "vcpu: 1, vcpus: 1,");
+        assert!(parse(&typo).unwrap_err().contains("spec.context.vcpu"));
+        // Template parameters of a condition are any fields.
+        assert!(parse(&MINIMAL.replace("flag: true", "anything: 3")).is_ok());
     }
 
     #[test]

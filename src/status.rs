@@ -119,6 +119,20 @@ pub struct Pass {
     /// Key of the pass record (per-child detail) in the working location.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<String>,
+    /// Digest of the inputs planning read (template, manifest, init files), where the driver
+    /// can tell it (the local runner): a pass that failed to start starts again once it
+    /// changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<String>,
+    /// Passes before this one, for this generation, that failed to start for a cause outside
+    /// the spec; it doubles the wait before the next try.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_starts: u32,
+    /// A pass that failed to start for a cause outside the spec (template, manifest, init
+    /// files, storage) is started again at this time (1 min doubling to 1 h), or, locally, as
+    /// soon as its inputs change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<Time>,
     /// Jobs per group, in the order of `series.groups`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupJobs>,
@@ -209,4 +223,12 @@ pub struct LogRecord {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+impl Pass {
+    /// The reason of the last failure (`lastError` is `Reason: message`).
+    pub fn error_reason(&self) -> Option<&str> {
+        let error = self.last_error.as_deref()?;
+        error.split_once(": ").map(|(reason, _)| reason)
+    }
 }

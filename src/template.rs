@@ -16,6 +16,9 @@ use crate::pyfmt;
 pub struct TemplateError {
     /// Template name (its key) as given in the spec.
     pub template: String,
+    /// The render would take more work or memory than an input may ([`FUEL_PER_INPUT`],
+    /// [`MAX_INPUT_BYTES`], [`MAX_TEMPLATE_BYTES`]).
+    pub too_expensive: bool,
     pub line: Option<usize>,
     pub message: String,
     /// The source text the error points at, when known.
@@ -28,13 +31,27 @@ impl fmt::Display for TemplateError {
         if let Some(line) = self.line {
             write!(f, " line {line}")?;
         }
-        write!(f, ": {}", self.message)?;
+        write!(f, ": ")?;
+        if self.too_expensive {
+            write!(f, "too expensive: ")?;
+        }
+        write!(f, "{}", self.message)?;
         if let Some(excerpt) = &self.excerpt {
             write!(f, " in `{excerpt}`")?;
         }
         Ok(())
     }
 }
+
+/// Work one input may take: minijinja's fuel, about one unit per instruction. A real input
+/// template (a thousand conditions in loops) uses tens of thousands; a runaway loop stops here
+/// within a second or two instead of running for hours.
+pub const FUEL_PER_INPUT: u64 = 20_000_000;
+/// The largest rendered input: model inputs are kilobytes; a bound keeps a runaway template
+/// from filling memory before the XML check runs.
+pub const MAX_INPUT_BYTES: usize = 16 * 1024 * 1024;
+/// The largest template source read.
+pub const MAX_TEMPLATE_BYTES: usize = 4 * 1024 * 1024;
 
 /// A parsed template.
 pub struct Template {
@@ -53,9 +70,22 @@ impl fmt::Debug for Template {
 impl Template {
     /// Parses `source`; a syntax error names its line.
     pub fn parse(name: &str, source: &str) -> Result<Template, TemplateError> {
+        if source.len() > MAX_TEMPLATE_BYTES {
+            return Err(TemplateError {
+                template: name.to_string(),
+                too_expensive: true,
+                line: None,
+                message: format!(
+                    "{} bytes; a template may have at most {MAX_TEMPLATE_BYTES}",
+                    source.len()
+                ),
+                excerpt: None,
+            });
+        }
         let mut env = Environment::new();
         // minijinja's default syntax already drops the final newline, as Jinja2 does.
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(FUEL_PER_INPUT));
         // Jinja2's Environment does not escape unless told to; minijinja would for `.xml`.
         env.set_auto_escape_callback(|_| AutoEscape::None);
         env.set_formatter(|out, _state, value| {
@@ -83,10 +113,64 @@ impl Template {
             .env
             .get_template(&self.name)
             .expect("the template was added in parse");
-        template.render(context).map_err(|e| {
-            let source = template.source();
-            template_error(&self.name, source, &e)
+        let mut out = BoundedOutput::default();
+        let rendered = template
+            .render_captured_to(context.clone(), &mut out)
+            .map(drop);
+        if out.overflowed {
+            return Err(TemplateError {
+                template: self.name.clone(),
+                too_expensive: true,
+                line: None,
+                message: format!(
+                    "an input would be larger than {MAX_INPUT_BYTES} bytes; check the template's loops"
+                ),
+                excerpt: None,
+            });
+        }
+        rendered.map_err(|e| {
+            if e.kind() == minijinja::ErrorKind::OutOfFuel {
+                return TemplateError {
+                    template: self.name.clone(),
+                    too_expensive: true,
+                    line: e.line(),
+                    message: format!(
+                        "rendering one input took more than {FUEL_PER_INPUT} steps; check the template's loops"
+                    ),
+                    excerpt: None,
+                };
+            }
+            template_error(&self.name, template.source(), &e)
+        })?;
+        String::from_utf8(out.bytes).map_err(|_| TemplateError {
+            template: self.name.clone(),
+            too_expensive: false,
+            line: None,
+            message: "the rendered input is not UTF-8 text".into(),
+            excerpt: None,
         })
+    }
+}
+
+/// Collects rendered output, refusing to grow past [`MAX_INPUT_BYTES`].
+#[derive(Default)]
+struct BoundedOutput {
+    bytes: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for BoundedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_INPUT_BYTES {
+            self.overflowed = true;
+            return Err(std::io::Error::other("input too large"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -102,6 +186,7 @@ fn template_error(name: &str, source: &str, err: &minijinja::Error) -> TemplateE
         .filter(|text| !text.is_empty() && !message.contains(text.as_str()));
     TemplateError {
         template: name.to_string(),
+        too_expensive: false,
         line: err.line(),
         message,
         excerpt,
@@ -251,6 +336,34 @@ mod tests {
             .unwrap();
         // No autoescape, no trailing newline, Python floats and booleans.
         assert_eq!(out, "<a x=\"1e-05\" y=\"False\" z=\"12\">a&b</a>");
+    }
+
+    #[test]
+    fn a_runaway_loop_runs_out_of_fuel_with_a_clear_error() {
+        let t = Template::parse(
+            "runaway.xml",
+            "<a>{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}</a>",
+        )
+        .unwrap();
+        let err = t.render(&context! {}).unwrap_err();
+        assert_eq!(err.template, "runaway.xml");
+        assert!(err.too_expensive, "{err}");
+        assert!(err.to_string().contains("too expensive"), "{err}");
+    }
+
+    #[test]
+    fn an_input_larger_than_the_bound_is_refused() {
+        let t = Template::parse(
+            "big.xml",
+            "<a>{% for i in range(100000) %}{{ line }}{% endfor %}</a>",
+        )
+        .unwrap();
+        let line = "x".repeat(1000);
+        let err = t.render(&context! { line }).unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
+        // A long but reasonable input renders.
+        let line = "x".repeat(10);
+        assert!(t.render(&context! { line }).is_ok());
     }
 
     #[test]

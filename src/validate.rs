@@ -12,6 +12,23 @@ use crate::spec::{MAX_SEED, SimulationSeriesSpec};
 const RESERVED_FIELDS: [&str; 3] = ["seed", "start_seed", "end_seed"];
 /// Extension bits in the completeness table; one more bit marks "some output seen".
 pub const MAX_EXTENSIONS: usize = 63;
+/// Problems listed one by one; past this only their number is given.
+pub const MAX_LISTED_PROBLEMS: usize = 20;
+/// The longest wait between polls: a week. Longer waits are mistakes (minutes typed as
+/// milliseconds) and would overflow clock arithmetic.
+pub const MAX_RETRY_DELAY_SECONDS: u64 = 7 * 24 * 3600;
+/// The most polls of a pass.
+pub const MAX_RETRIES: u32 = 100_000;
+/// The most runs (conditions x seeds) a series may plan: ten times the largest series
+/// measured (`cargo bench --bench plan`), so planning stays within seconds and memory bounded.
+pub const MAX_RUNS: u64 = 10_000_000;
+/// The longest list of seeds (there are 10,000 distinct seeds).
+pub const MAX_SEEDS: usize = 10_000;
+/// The most conditions and the most inits.
+pub const MAX_CONDITIONS: usize = 1_000_000;
+pub const MAX_INITS: usize = 100_000;
+/// CloudWatch Logs' own bound on a filter pattern.
+pub const MAX_LOG_FILTER_CHARS: usize = 1024;
 
 /// One problem with a spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,20 +44,53 @@ impl fmt::Display for SpecError {
     }
 }
 
-/// Every problem found in a spec.
+/// The problems found in a spec: the first [`MAX_LISTED_PROBLEMS`] one by one, and how many
+/// more there were (a hostile spec can hold millions of problems).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct SpecErrors(pub Vec<SpecError>);
+pub struct SpecErrors {
+    pub problems: Vec<SpecError>,
+    /// Problems found past the listed ones.
+    pub omitted: usize,
+}
+
+impl SpecErrors {
+    pub fn one(field: impl Into<String>, message: impl Into<String>) -> Self {
+        SpecErrors {
+            problems: vec![SpecError {
+                field: field.into(),
+                message: message.into(),
+            }],
+            omitted: 0,
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.problems.len() + self.omitted
+    }
+}
+
+impl From<Vec<SpecError>> for SpecErrors {
+    fn from(mut problems: Vec<SpecError>) -> Self {
+        let omitted = problems.len().saturating_sub(MAX_LISTED_PROBLEMS);
+        problems.truncate(MAX_LISTED_PROBLEMS);
+        SpecErrors { problems, omitted }
+    }
+}
 
 impl fmt::Display for SpecErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let noun = if self.0.len() == 1 {
-            "problem"
-        } else {
-            "problems"
-        };
-        write!(f, "the series spec has {} {noun}:", self.0.len())?;
-        for error in &self.0 {
+        let total = self.total();
+        let noun = if total == 1 { "problem" } else { "problems" };
+        write!(f, "the series spec has {total} {noun}:")?;
+        for error in &self.problems {
             write!(f, "\n  - {error}")?;
+        }
+        if self.omitted > 0 {
+            write!(
+                f,
+                "\n  … and {} more (the first {MAX_LISTED_PROBLEMS} are listed)",
+                self.omitted
+            )?;
         }
         Ok(())
     }
@@ -86,6 +136,33 @@ pub fn validate(spec: &SimulationSeriesSpec) -> Result<ValidSeries<'_>, SpecErro
     let series = &spec.series;
 
     errors.name("spec.series.name", &series.name, "series name");
+    errors.key("spec.series.templateKey", &series.template_key, "template key");
+    errors.key("spec.series.manifestKey", &series.manifest_key, "manifest key");
+
+    errors.at_most("spec.series.seeds", series.seeds.len(), MAX_SEEDS, "seeds");
+    errors.at_most(
+        "spec.series.conditions",
+        series.conditions.len(),
+        MAX_CONDITIONS,
+        "conditions",
+    );
+    errors.at_most("spec.series.inits", series.inits.len(), MAX_INITS, "inits");
+    let runs = series.conditions.len() as u64 * series.seeds.len() as u64;
+    if runs > MAX_RUNS {
+        errors.push(
+            "spec.series",
+            format!(
+                "{} conditions x {} seeds = {runs} runs; a series may plan at most {MAX_RUNS}: split it into several series",
+                series.conditions.len(),
+                series.seeds.len()
+            ),
+        );
+    }
+    if errors.too_big {
+        // Checking millions of entries one by one would only list problems of a spec that is
+        // refused anyway.
+        std::mem::take(&mut errors).finish()?;
+    }
 
     let seeds = check_seeds(&mut errors, "spec.series.seeds", &series.seeds);
     if series.seeds.is_empty() {
@@ -128,6 +205,12 @@ pub fn validate(spec: &SimulationSeriesSpec) -> Result<ValidSeries<'_>, SpecErro
         }
     }
 
+    if series.extensions.is_empty() {
+        errors.push(
+            "spec.series.extensions",
+            "no extensions; list the output file extensions a complete run has, e.g. [CELLS.tar.xz]",
+        );
+    }
     let mut seen_extensions = HashSet::new();
     for (i, extension) in series.extensions.iter().enumerate() {
         let field = format!("spec.series.extensions[{i}]");
@@ -170,6 +253,33 @@ pub fn validate(spec: &SimulationSeriesSpec) -> Result<ValidSeries<'_>, SpecErro
         errors.push(
             "spec.parameters.model",
             "the model name is empty; give e.g. ARCADE or PhysiCell",
+        );
+    } else {
+        // The model names the init folder `inits.{MODEL}`: it must stay one path part.
+        errors.name_with_dots("spec.parameters.model", &parameters.model, "model name");
+    }
+    if parameters.retry_delay > MAX_RETRY_DELAY_SECONDS {
+        errors.push(
+            "spec.parameters.retryDelay",
+            format!(
+                "{} seconds is more than a week; give at most {MAX_RETRY_DELAY_SECONDS} (the delay is in seconds)",
+                parameters.retry_delay
+            ),
+        );
+    }
+    if parameters.retries > MAX_RETRIES {
+        errors.push(
+            "spec.parameters.retries",
+            format!(
+                "{} polls; give at most {MAX_RETRIES}",
+                parameters.retries
+            ),
+        );
+    }
+    if parameters.log_filter.chars().count() > MAX_LOG_FILTER_CHARS {
+        errors.push(
+            "spec.parameters.logFilter",
+            format!("longer than {MAX_LOG_FILTER_CHARS} characters (CloudWatch Logs' limit)"),
         );
     }
     if parameters.seeds_per_job == 0 {
@@ -370,17 +480,54 @@ fn check_init_overlaps(errors: &mut Errors, spec: &SimulationSeriesSpec, groups:
     }
 }
 
+/// Problems as they are found: the first few kept, the rest counted.
 #[derive(Default)]
-struct Errors(Vec<SpecError>);
+struct Errors {
+    listed: Vec<SpecError>,
+    omitted: usize,
+    /// A list is over its size bound.
+    too_big: bool,
+}
 
 impl Errors {
     fn push(&mut self, field: &str, message: impl Into<String>) {
+        if self.listed.len() >= MAX_LISTED_PROBLEMS {
+            self.omitted += 1;
+            return;
+        }
         let error = SpecError {
             field: field.to_string(),
             message: message.into(),
         };
-        if !self.0.contains(&error) {
-            self.0.push(error);
+        if !self.listed.contains(&error) {
+            self.listed.push(error);
+        }
+    }
+
+    fn at_most(&mut self, field: &str, len: usize, max: usize, what: &str) {
+        if len > max {
+            self.too_big = true;
+            self.push(field, format!("{len} {what}; at most {max} are accepted"));
+        }
+    }
+
+    /// A key below a location (`series.templateKey`, …): relative, and it cannot climb out.
+    fn key(&mut self, field: &str, value: &str, what: &str) {
+        if let Err(why) = crate::layout::check_relative_key(value) {
+            self.push(field, format!("{what} {value:?} {why}"));
+        }
+    }
+
+    /// One path part that may hold dots (`PhysiCell-1.2`), never `.` or `..`.
+    fn name_with_dots(&mut self, field: &str, value: &str, what: &str) {
+        let allowed = value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+        if !allowed || value.starts_with('.') {
+            self.push(
+                field,
+                format!("{what} {value:?} may only contain letters, digits, `_`, `-` and `.` (not first), and no `/`"),
+            );
         }
     }
 
@@ -416,10 +563,13 @@ impl Errors {
     }
 
     fn finish(self) -> Result<(), SpecErrors> {
-        if self.0.is_empty() {
+        if self.listed.is_empty() {
             Ok(())
         } else {
-            Err(SpecErrors(self.0))
+            Err(SpecErrors {
+                problems: self.listed,
+                omitted: self.omitted,
+            })
         }
     }
 }

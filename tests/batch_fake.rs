@@ -92,6 +92,7 @@ impl Harness {
                 now: self.now,
                 generation: 1,
                 rerun: None,
+                inputs: None,
                 event,
             },
         );

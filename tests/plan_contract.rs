@@ -242,17 +242,18 @@ fn a_listing_counts_outputs_only() {
 }
 
 #[test]
-fn series_without_extensions_count_any_output_as_complete() {
+fn series_without_extensions_are_refused() {
+    // With no extensions any stray file would count a run as complete; a spec must say which
+    // outputs a complete run has.
     let yaml = SERIES.replace(
         "extensions: [CELLS.tar.xz, LOCATIONS.tar.xz]",
         "extensions: []",
     );
-    let plan = plan_with(
-        &yaml,
-        "KEY,EXTENSION,LOCATION,FULL_KEY\nS_A_0000,anything,s3://b,k\n",
+    let err = validate(&series(&yaml).spec).unwrap_err();
+    assert!(
+        err.to_string().contains("spec.series.extensions: no extensions"),
+        "{err}"
     );
-    let a = &plan.groups[0].conditions[0];
-    assert_eq!((a.complete, a.missing.len()), (1, 3));
 }
 
 #[test]

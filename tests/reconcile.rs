@@ -35,6 +35,7 @@ struct Driver {
     status: SimulationSeriesStatus,
     generation: i64,
     rerun: Option<String>,
+    inputs: Option<String>,
 }
 
 impl Driver {
@@ -44,6 +45,7 @@ impl Driver {
             status: SimulationSeriesStatus::default(),
             generation: 1,
             rerun: None,
+            inputs: None,
         }
     }
 
@@ -55,6 +57,7 @@ impl Driver {
                 now,
                 generation: self.generation,
                 rerun: self.rerun.clone(),
+                inputs: self.inputs.clone(),
                 event,
             },
         );
@@ -461,11 +464,12 @@ fn a_new_generation_starts_a_new_pass_only_after_the_active_one() {
 fn a_changed_rerun_value_starts_a_new_pass() {
     let mut d = Driver::new(spec(&[]));
     d.step(t0(), Event::Resumed);
+    // A spec problem: only a spec change or a rerun starts a new pass.
     d.step(
         t0(),
         Event::Planned(Err(Failure::permanent(
-            "TemplateError",
-            "template t.xml line 3: undefined value",
+            "InvalidSpec",
+            "spec.series.seeds: no seeds",
         ))),
     );
     assert_eq!(d.step(at(10), Event::Resumed), Action::Done);
@@ -498,8 +502,79 @@ fn a_pass_that_cannot_start_fails_with_the_reason() {
         (stalled.status.as_str(), stalled.reason.as_str()),
         ("True", "TemplateError")
     );
-    assert_eq!(stalled.message, "template t.xml line 3: undefined value");
+    assert_eq!(
+        stalled.message,
+        "template t.xml line 3: undefined value (the pass starts again once this is fixed)"
+    );
     assert_eq!(d.condition("Reconciling").0, "False");
+}
+
+fn fail_planning(d: &mut Driver, now: Timestamp, reason: &str) {
+    assert_eq!(d.step(now, Event::Resumed), Action::Plan);
+    let action = d.step(
+        now,
+        Event::Planned(Err(Failure::permanent(reason, "what went wrong"))),
+    );
+    assert_eq!(action, Action::Done);
+    assert_eq!(d.phase(), Phase::Failed);
+}
+
+#[test]
+fn a_failed_start_starts_again_locally_once_its_inputs_change() {
+    let mut d = Driver::new(spec(&[]));
+    d.inputs = Some("template-v1".into());
+    fail_planning(&mut d, t0(), "TemplateError");
+    // Unchanged inputs: nothing to do, and nothing written.
+    let before = d.status.clone();
+    assert_eq!(d.step(at(3600 * 24), Event::Resumed), Action::Done);
+    assert_eq!(d.status, before);
+    // The template was fixed: a new pass of the same generation, without a rerun.
+    d.inputs = Some("template-v2".into());
+    assert_eq!(d.step(at(10), Event::Resumed), Action::Plan);
+    let pass = d.status.pass.as_ref().unwrap();
+    assert_eq!((pass.number, pass.failed_starts), (2, 1));
+    assert_eq!(pass.inputs.as_deref(), Some("template-v2"));
+    assert_eq!(d.phase(), Phase::Planning);
+}
+
+#[test]
+fn a_failed_start_is_retried_on_a_doubling_backoff_in_the_cluster() {
+    let mut d = Driver::new(spec(&[]));
+    fail_planning(&mut d, t0(), "ManifestNotFound");
+    // 1 min, then 2, 4, … up to an hour, with no write while waiting.
+    let mut now = t0();
+    for wait in [60, 120, 240, 480, 960, 1920, 3600, 3600] {
+        let before = d.status.clone();
+        let until = now + SignedDuration::from_secs(wait);
+        assert_eq!(
+            d.step(now + SignedDuration::from_secs(1), Event::Resumed),
+            Action::Wait { until }
+        );
+        assert_eq!(d.status, before, "no write while waiting");
+        now = until;
+        fail_planning(&mut d, now, "ManifestNotFound");
+    }
+    assert_eq!(d.status.pass.as_ref().unwrap().failed_starts, 8);
+    // Once the cause is gone, the pass runs.
+    assert_eq!(
+        d.step(now + SignedDuration::from_secs(3600), Event::Resumed),
+        Action::Plan
+    );
+    assert_eq!(
+        d.step(now, Event::Planned(Ok(outcome()))),
+        Action::WriteInputs
+    );
+}
+
+#[test]
+fn an_invalid_spec_waits_for_a_spec_change() {
+    let mut d = Driver::new(spec(&[]));
+    fail_planning(&mut d, t0(), "InvalidSpec");
+    assert_eq!(d.step(at(100_000), Event::Resumed), Action::Done);
+    d.inputs = Some("changed".into());
+    assert_eq!(d.step(at(100_001), Event::Resumed), Action::Done);
+    d.generation = 2;
+    assert_eq!(d.step(at(100_002), Event::Resumed), Action::Plan);
 }
 
 #[test]
@@ -631,4 +706,51 @@ fn condition_transition_times_change_only_with_their_status() {
     );
     assert_eq!(reconciling(&d), at(30), "now False");
     assert_eq!(d.phase(), Phase::Failed);
+}
+
+#[test]
+fn a_retry_delay_past_the_end_of_time_never_panics() {
+    // Validation refuses such a delay, but a status written under an older version, or a
+    // cluster without our validation, can still hand one to `decide`: it waits "forever".
+    let mut spec = spec(&[]);
+    spec.parameters.retry_delay = 400_000_000_000;
+    let mut d = Driver::new(spec);
+    assert_eq!(d.step(t0(), Event::Resumed), Action::Plan);
+    d.step(t0(), Event::Planned(Ok(outcome())));
+    d.step(t0(), Event::InputsWritten(Ok(())));
+    d.step(t0(), Event::InitsCopied(Ok(())));
+    d.step(
+        t0(),
+        Event::Registered {
+            group: 0,
+            result: Ok(definition("def-g")),
+        },
+    );
+    for (group, job, id) in [(0, 0, "id-1"), (0, 1, "id-2")] {
+        d.step(
+            t0(),
+            Event::Submitted {
+                group,
+                job,
+                result: Ok(id.into()),
+            },
+        );
+    }
+    d.step(
+        t0(),
+        Event::Registered {
+            group: 1,
+            result: Ok(definition("def-h")),
+        },
+    );
+    let action = d.step(
+        t0(),
+        Event::Submitted {
+            group: 1,
+            job: 0,
+            result: Ok("id-3".into()),
+        },
+    );
+    assert_eq!(action, Action::Wait { until: Timestamp::MAX });
+    assert_eq!(d.step(at(1), Event::Resumed), Action::Wait { until: Timestamp::MAX });
 }

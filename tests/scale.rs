@@ -41,6 +41,7 @@ fn a_million_runs_keep_the_status_under_64_kib() {
         now,
         generation: 1,
         rerun: None,
+        inputs: None,
         event,
     };
     let started = decide(

@@ -10,7 +10,7 @@ fn problems(yaml: &str) -> Vec<String> {
     let resource = series(yaml);
     match validate(&resource.spec) {
         Ok(_) => Vec::new(),
-        Err(errors) => errors.0.iter().map(|e| e.to_string()).collect(),
+        Err(errors) => errors.problems.iter().map(|e| e.to_string()).collect(),
     }
 }
 
@@ -150,4 +150,100 @@ fn every_problem_is_reported_at_once() {
         .replace("seeds: [0, 1, 2, 3]", "seeds: [0, 10000]")
         .replace("{key: C, group: H", "{key: C, group: X");
     assert_eq!(problems(&yaml).len(), 3, "{:#?}", problems(&yaml));
+}
+
+#[test]
+fn paths_from_the_spec_cannot_leave_their_location() {
+    for (from, to, field) in [
+        ("model: ARCADE", "model: toy/../../..", "spec.parameters.model"),
+        ("model: ARCADE", "model: ..", "spec.parameters.model"),
+        (
+            "templateKey: template.xml",
+            "templateKey: /etc/passwd",
+            "spec.series.templateKey",
+        ),
+        (
+            "manifestKey: manifest.csv",
+            "manifestKey: ../../etc/passwd",
+            "spec.series.manifestKey",
+        ),
+    ] {
+        let yaml = SERIES.replace(from, to);
+        assert_problem(&yaml, field, &[]);
+    }
+    // Dots inside a model name are fine (`PhysiCell-1.2`); a key may name a subfolder.
+    let yaml = SERIES
+        .replace("model: ARCADE", "model: PhysiCell-1.2")
+        .replace("templateKey: template.xml", "templateKey: t/template.xml");
+    assert!(problems(&yaml).is_empty(), "{:?}", problems(&yaml));
+}
+
+#[test]
+fn durations_and_sizes_are_bounded() {
+    let yaml = SERIES.replace("retryDelay: 5", "retryDelay: 400000000000");
+    assert_problem(
+        &yaml,
+        "spec.parameters.retryDelay",
+        &["more than a week", "604800"],
+    );
+    let yaml = SERIES.replace("retries: 1", "retries: 4000000000");
+    assert_problem(&yaml, "spec.parameters.retries", &["at most"]);
+    let yaml = SERIES.replace("[CELLS.tar.xz, LOCATIONS.tar.xz]", "[]");
+    assert_problem(&yaml, "spec.series.extensions", &["no extensions"]);
+}
+
+#[test]
+fn a_million_duplicate_seeds_give_a_short_answer() {
+    // One million entries, mostly duplicates: refused for its length, without checking (and
+    // listing) each duplicate.
+    let seeds = (0..1_000_000u32)
+        .map(|i| (i % 10).to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let yaml = SERIES.replace("seeds: [0, 1, 2, 3]", &format!("seeds: [{seeds}]"));
+    let resource = series(&yaml);
+    let started = std::time::Instant::now();
+    let errors = validate(&resource.spec).unwrap_err();
+    assert!(
+        errors.to_string().contains("1000000 seeds; at most 10000"),
+        "{errors}"
+    );
+    assert!(errors.to_string().lines().count() < 25, "{errors}");
+    // Not a timing assertion on speed, a guard against the quadratic check coming back: the
+    // old code took minutes here.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn problem_lists_are_capped_with_a_count() {
+    // 5,000 duplicate seeds within the length bound: 20 listed, the rest counted.
+    let seeds = (0..5_000u32)
+        .map(|i| (i % 2).to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let yaml = SERIES.replace("seeds: [0, 1, 2, 3]", &format!("seeds: [{seeds}]"));
+    let errors = validate(&series(&yaml).spec).unwrap_err();
+    assert_eq!(errors.problems.len(), 20);
+    assert_eq!(errors.total(), 4_998);
+    let text = errors.to_string();
+    assert!(text.starts_with("the series spec has 4998 problems"), "{text}");
+    assert!(text.contains("… and 4978 more"), "{text}");
+}
+
+#[test]
+fn conditions_times_seeds_is_bounded() {
+    let conditions = (0..1_001)
+        .map(|i| format!("{{key: C{i}}}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let seeds = (0..10_000).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    let yaml = SERIES
+        .replace("seeds: [0, 1, 2, 3]", &format!("seeds: [{seeds}]"))
+        .replace(
+            "    conditions:\n    - {key: A, group: G, rate: 1.0}\n    - {key: B, group: G, rate: 0.5}\n    - {key: C, group: H, rate: 2.0}\n",
+            &format!("    conditions: [{conditions}]\n"),
+        )
+        .replace("    groups: {G: '', H: ''}\n", "")
+        .replace("group: G, seeds: [1, 2]", "seeds: [1, 2]");
+    assert_problem(&yaml, "spec.series", &["10010000 runs", "at most 10000000"]);
 }

@@ -211,6 +211,9 @@ async fn apply(series: Arc<SimulationSeries>, ctx: &Context) -> Result<Requeue, 
                 now,
                 generation,
                 rerun: rerun.clone(),
+                // Reading S3 on every reconcile to tell a fixed template is costly: a pass
+                // that failed to start is retried on a backoff instead.
+                inputs: None,
                 event,
             },
         );
@@ -229,9 +232,11 @@ async fn apply(series: Arc<SimulationSeries>, ctx: &Context) -> Result<Requeue, 
             Action::Done => return Ok(Requeue::await_change()),
             Action::Wait { until } => {
                 let wait = until.duration_since(Timestamp::now());
+                // Capped: the scheduler's timer wheel has a horizon, and deciding again after
+                // an hour only finds the same wait.
                 let wait = Duration::try_from(wait)
                     .unwrap_or(Duration::ZERO)
-                    .max(Duration::from_secs(1));
+                    .clamp(Duration::from_secs(1), Duration::from_secs(3600));
                 return Ok(Requeue::requeue(wait));
             }
             action => {

@@ -10,10 +10,10 @@
 //! `cleanJobs` removes): `{fileSetName}_{index}.log` (output), `.exit` (exit code or
 //! `terminated`), `.pid` (process group).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -145,6 +145,11 @@ pub struct LocalExecutor {
     /// The local working root.
     root: PathBuf,
     slots: Arc<Semaphore>,
+    /// Children left running by an earlier `simseries run` that found no free slot: no new
+    /// child starts while any of them still runs, so the bound holds across restarts.
+    slot_debt: Arc<AtomicUsize>,
+    /// Passes whose children folder was scanned for such children.
+    scanned: Mutex<HashSet<u32>>,
     jobs: Mutex<HashMap<String, Arc<LocalJob>>>,
     /// Set on shutdown (Ctrl-C): children killed then are not recorded, so they run again.
     stopping: Arc<AtomicBool>,
@@ -160,6 +165,8 @@ impl LocalExecutor {
             launcher,
             root,
             slots: Arc::new(Semaphore::new(slots)),
+            slot_debt: Arc::new(AtomicUsize::new(0)),
+            scanned: Mutex::new(HashSet::new()),
             jobs: Mutex::new(HashMap::new()),
             stopping: Arc::new(AtomicBool::new(false)),
             changed: Arc::new(Notify::new()),
@@ -177,6 +184,47 @@ impl LocalExecutor {
         format!("local-{}-{file_set_name}", context.pass)
     }
 
+    /// Counts, once per pass and before any child of it starts, the children that an earlier
+    /// `simseries run` left running — of every job of the pass, not only the one at hand —
+    /// against the concurrency bound. Each holds a slot (or, past the bound, a debt that keeps
+    /// new children waiting) until its process ends.
+    fn count_running_orphans(&self, context: &PassContext) {
+        if !self.scanned.lock().expect("scanned lock").insert(context.pass) {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(self.children_dir(context)) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "pid") {
+                continue;
+            }
+            let files = ChildFiles {
+                log: path.with_extension("log"),
+                exit: path.with_extension("exit"),
+                pid: path.clone(),
+            };
+            let Some(pid) = files.live_pid() else {
+                continue;
+            };
+            let permit = self.slots.clone().try_acquire_owned().ok();
+            if permit.is_none() {
+                self.slot_debt.fetch_add(1, Ordering::SeqCst);
+            }
+            let debt = self.slot_debt.clone();
+            tokio::spawn(async move {
+                while process_alive(pid) {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                if permit.is_none() {
+                    debt.fetch_sub(1, Ordering::SeqCst);
+                }
+                drop(permit);
+            });
+        }
+    }
+
     /// The job in memory, or adopted from its files: finished children keep their outcome,
     /// children still running under a dead `simseries run` are waited for, the rest start.
     fn ensure(
@@ -188,6 +236,7 @@ impl LocalExecutor {
         if let Some(job) = self.jobs.lock().expect("jobs lock").get(&id) {
             return Ok((id, job.clone()));
         }
+        self.count_running_orphans(context);
         let dir = self.children_dir(context);
         std::fs::create_dir_all(&dir).map_err(|e| {
             Failure::permanent(
@@ -247,7 +296,7 @@ impl LocalExecutor {
                 });
             }
         }
-        tokio::spawn(dispatch(launches, self.slots.clone()));
+        tokio::spawn(dispatch(launches, self.slots.clone(), self.slot_debt.clone()));
         Ok((id, job))
     }
 
@@ -404,11 +453,22 @@ struct ChildLaunch {
 
 /// Starts a job's children in index order, each when a slot is free (as a batch queue
 /// would); after a termination the rest end without starting.
-async fn dispatch(launches: Vec<ChildLaunch>, slots: Arc<Semaphore>) {
+async fn dispatch(launches: Vec<ChildLaunch>, slots: Arc<Semaphore>, debt: Arc<AtomicUsize>) {
     for launch in launches {
         let mut cancel = launch.job.cancel.subscribe();
+        let slot = async {
+            loop {
+                let permit = slots.clone().acquire_owned().await.ok()?;
+                if debt.load(Ordering::SeqCst) == 0 {
+                    return Some(permit);
+                }
+                // Orphans past the bound still run: give the slot back and wait.
+                drop(permit);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
         let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit.ok(),
+            permit = slot => permit,
             _ = cancel.wait_for(|c| *c) => None,
         };
         match permit {

@@ -32,8 +32,25 @@ impl LocalStorage {
         }
     }
 
-    fn path(&self, key: &str) -> PathBuf {
-        self.root.join(key)
+    /// The file of `key`. Keys come from specs and listings: one that would leave the root
+    /// (absolute, `..`) is refused rather than joined, since `join` of an absolute path
+    /// replaces the root.
+    fn path(&self, key: &str) -> StorageResult<PathBuf> {
+        if !key.is_empty() {
+            crate::layout::check_relative_key(key).map_err(|why| {
+                StorageError::new(
+                    StorageErrorKind::Other,
+                    format!("{}/{key}", self.root.display()),
+                    format!("the key {why}"),
+                )
+            })?;
+        }
+        Ok(self.root.join(key))
+    }
+
+    /// The address of `key` for messages.
+    fn url(&self, key: &str) -> String {
+        self.root.join(key.trim_start_matches('/')).display().to_string()
     }
 
     fn error(&self, key: &str, err: std::io::Error) -> StorageError {
@@ -47,11 +64,11 @@ impl LocalStorage {
         } else {
             err.to_string()
         };
-        StorageError::new(kind, self.path(key).display().to_string(), detail)
+        StorageError::new(kind, self.url(key), detail)
     }
 
     async fn write_file(&self, key: &str, body: Vec<u8>) -> StorageResult<()> {
-        let path = self.path(key);
+        let path = self.path(key)?;
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
@@ -85,7 +102,7 @@ impl Storage for LocalStorage {
 
     fn read<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StorageResult<Vec<u8>>> {
         async move {
-            tokio::fs::read(self.path(key))
+            tokio::fs::read(self.path(key)?)
                 .await
                 .map_err(|e| self.error(key, e))
         }
@@ -109,7 +126,7 @@ impl Storage for LocalStorage {
                 Ok(Err(err)) => vec![Err(self.error(prefix, err))],
                 Err(join) => vec![Err(StorageError::new(
                     StorageErrorKind::Other,
-                    self.path(prefix).display().to_string(),
+                    self.url(prefix),
                     join.to_string(),
                 ))],
             }
@@ -129,7 +146,7 @@ impl Storage for LocalStorage {
 
     fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StorageResult<bool>> {
         async move {
-            match tokio::fs::metadata(self.path(key)).await {
+            match tokio::fs::metadata(self.path(key)?).await {
                 Ok(meta) => Ok(meta.is_file()),
                 Err(err) if err.kind() == ErrorKind::NotFound => Ok(false),
                 Err(err) => Err(self.error(key, err)),

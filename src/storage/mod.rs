@@ -62,8 +62,11 @@ impl fmt::Display for StorageError {
             StorageErrorKind::NoSuchBucket => {
                 "the bucket does not exist; check the bucket name of the location"
             }
-            StorageErrorKind::AccessDenied => {
+            StorageErrorKind::AccessDenied if self.url.starts_with("s3://") => {
                 "access denied; check the AWS credentials and the bucket policy"
+            }
+            StorageErrorKind::AccessDenied => {
+                "permission denied; check that this user may read and write the folder"
             }
             StorageErrorKind::Unreachable => {
                 "the storage endpoint cannot be reached; check the network, AWS_ENDPOINT_URL and the region"

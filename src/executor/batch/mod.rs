@@ -88,7 +88,7 @@ impl BatchSettings {
         if errors.is_empty() {
             Ok(settings)
         } else {
-            Err(SpecErrors(errors))
+            Err(SpecErrors::from(errors))
         }
     }
 
