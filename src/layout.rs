@@ -219,7 +219,15 @@ mod tests {
             assert_eq!(check_relative_key(good), Ok(()), "{good}");
         }
         for bad in [
-            "", "/etc/passwd", "../x", "a/../../b", "a//b", "./a", "a\\b", "a\nb", "..",
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../b",
+            "a//b",
+            "./a",
+            "a\\b",
+            "a\nb",
+            "..",
         ] {
             assert!(check_relative_key(bad).is_err(), "{bad:?}");
         }

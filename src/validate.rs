@@ -136,8 +136,16 @@ pub fn validate(spec: &SimulationSeriesSpec) -> Result<ValidSeries<'_>, SpecErro
     let series = &spec.series;
 
     errors.name("spec.series.name", &series.name, "series name");
-    errors.key("spec.series.templateKey", &series.template_key, "template key");
-    errors.key("spec.series.manifestKey", &series.manifest_key, "manifest key");
+    errors.key(
+        "spec.series.templateKey",
+        &series.template_key,
+        "template key",
+    );
+    errors.key(
+        "spec.series.manifestKey",
+        &series.manifest_key,
+        "manifest key",
+    );
 
     errors.at_most("spec.series.seeds", series.seeds.len(), MAX_SEEDS, "seeds");
     errors.at_most(
@@ -270,10 +278,7 @@ pub fn validate(spec: &SimulationSeriesSpec) -> Result<ValidSeries<'_>, SpecErro
     if parameters.retries > MAX_RETRIES {
         errors.push(
             "spec.parameters.retries",
-            format!(
-                "{} polls; give at most {MAX_RETRIES}",
-                parameters.retries
-            ),
+            format!("{} polls; give at most {MAX_RETRIES}", parameters.retries),
         );
     }
     if parameters.log_filter.chars().count() > MAX_LOG_FILTER_CHARS {

@@ -88,6 +88,9 @@ fn pass(groups: Vec<GroupJobs>) -> Pass {
         consecutive_errors: 0,
         last_error: None,
         record: None,
+        inputs: None,
+        failed_starts: 0,
+        retry_at: None,
         groups,
     }
 }

@@ -465,3 +465,247 @@ fn two_runs_of_one_series_do_not_overlap() {
         .status();
     first.wait().unwrap();
 }
+
+// Hostile but fair use: each case below once ran work twice, panicked, hung or misled.
+
+/// Exits 1 with a message holding every word of `words`, and writes nothing.
+fn assert_refused_before_writing(dir: &Path, words: &[&str]) -> String {
+    let out = run(dir, &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for word in words {
+        assert!(err.contains(word), "{word:?} not in: {err}");
+    }
+    assert!(!dated(dir).exists(), "nothing written: {err}");
+    err
+}
+
+#[test]
+fn two_runs_over_a_stale_lock_never_start_an_input_twice() {
+    // The lock file of a run that died (and a PID that now belongs to someone else): both
+    // runs start together; one works, the other waits its turn or finds the pass done.
+    for trial in 0..5 {
+        let dir = quickstart(
+            &format!("stale-lock-{trial}"),
+            &[("retryDelay: 5", "retryDelay: 1")],
+        );
+        edit(&dir, &[("sleep: 1", "sleep: 0")]);
+        let lock = dir.join("working/QUICKSTART/simseries/run.lock");
+        std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+        std::fs::write(&lock, if trial % 2 == 0 { "1\n" } else { "4000000\n" }).unwrap();
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                command(&dir, &[])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outcomes: Vec<Output> = runs
+            .into_iter()
+            .map(|r| r.wait_with_output().unwrap())
+            .collect();
+        assert!(
+            outcomes.iter().any(|o| o.status.success()),
+            "trial {trial}: {}",
+            text(&outcomes[0].stderr)
+        );
+        for out in &outcomes {
+            let err = text(&out.stderr);
+            assert!(
+                out.status.success() || err.contains("another `simseries run`"),
+                "trial {trial}: {err}"
+            );
+        }
+        let runs = executions(&dir);
+        assert_eq!(
+            runs.len(),
+            12,
+            "trial {trial}: an input ran twice: {runs:?}"
+        );
+        assert!(lock.exists(), "the lock file is never removed");
+    }
+}
+
+#[test]
+fn a_lock_file_naming_a_live_process_that_holds_no_lock_does_not_block() {
+    let dir = quickstart("pid-one", &[("retryDelay: 5", "retryDelay: 1")]);
+    edit(&dir, &[("sleep: 1", "sleep: 0")]);
+    let lock = dir.join("working/QUICKSTART/simseries/run.lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::write(&lock, "1\n").unwrap();
+    let out = run(&dir, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_retry_delay_of_centuries_is_refused_not_a_panic() {
+    let dir = quickstart(
+        "huge-delay",
+        &[("retryDelay: 5", "retryDelay: 400000000000")],
+    );
+    assert_refused_before_writing(&dir, &["spec.parameters.retryDelay", "more than a week"]);
+}
+
+#[test]
+fn a_runaway_template_stops_with_a_clear_error() {
+    let dir = quickstart("runaway", &[]);
+    std::fs::write(
+        dir.join("template.xml"),
+        "<run>{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}</run>",
+    )
+    .unwrap();
+    let err = assert_refused_before_writing(&dir, &["template.xml", "too expensive"]);
+    assert!(err.contains("TemplateTooExpensive"), "{err}");
+}
+
+#[test]
+fn finished_runs_are_not_run_again_with_the_default_completeness_source() {
+    // No `manifestSource`: the manifest (here empty) and the outputs both count.
+    let dir = quickstart(
+        "default-source",
+        &[
+            ("    manifestSource: listing\n", ""),
+            ("retryDelay: 5", "retryDelay: 1"),
+        ],
+    );
+    edit(&dir, &[("sleep: 1", "sleep: 0")]);
+    std::fs::write(
+        dir.join("manifest.csv"),
+        "KEY,EXTENSION,LOCATION,FULL_KEY\n",
+    )
+    .unwrap();
+    assert!(run(&dir, &[]).status.success());
+    assert_eq!(executions(&dir).len(), 12);
+    edit(&dir, &[("seeds: [0, 1, 2, 3]", "seeds: [0, 1, 2, 3, 4]")]);
+    let out = run(&dir, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(executions(&dir).len(), 15, "only the three new runs ran");
+    assert!(
+        text(&out.stdout).contains("15/15 (100.0 %)"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // `file` alone: the plan and the table both read only the manifest, and agree.
+    edit(
+        &dir,
+        &[("    seeds:", "    manifestSource: file\n    seeds:")],
+    );
+    let out = run(&dir, &["--dry-run"]);
+    assert!(
+        text(&out.stdout).contains("15 missing"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn names_and_keys_cannot_reach_outside_their_location() {
+    let dir = quickstart("escape-model", &[("model: toy", "model: toy/../../..")]);
+    assert_refused_before_writing(&dir, &["spec.parameters.model"]);
+    let dir = quickstart(
+        "escape-template",
+        &[("templateKey: template.xml", "templateKey: /etc/passwd")],
+    );
+    let err = assert_refused_before_writing(&dir, &["spec.series.templateKey", "absolute"]);
+    assert!(!err.contains("root:"), "no file content in errors: {err}");
+    let dir = quickstart(
+        "escape-manifest",
+        &[
+            (
+                "manifestKey: manifest.csv",
+                "manifestKey: ../../../../etc/passwd",
+            ),
+            ("manifestSource: listing", "manifestSource: file"),
+        ],
+    );
+    let err = assert_refused_before_writing(&dir, &["spec.series.manifestKey", "`..`"]);
+    assert!(!err.contains("root:"), "no file content in errors: {err}");
+}
+
+#[test]
+fn a_template_fixed_after_a_failed_start_runs_without_rerun() {
+    let dir = quickstart("fixed-template", &[("retryDelay: 5", "retryDelay: 1")]);
+    edit(&dir, &[("sleep: 1", "sleep: 0")]);
+    let good = std::fs::read_to_string(dir.join("template.xml")).unwrap();
+    std::fs::write(
+        dir.join("template.xml"),
+        good.replace("{{ key }}", "{{ key }"),
+    )
+    .unwrap();
+    let out = run(&dir, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(status(&dir)["phase"], "Failed");
+    // Unchanged: the failure is reported again, nothing runs.
+    let out = run(&dir, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(status(&dir)["pass"]["number"], 1);
+    // Fixed: a new pass runs without --rerun.
+    std::fs::write(dir.join("template.xml"), good).unwrap();
+    let out = run(&dir, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(status(&dir)["phase"], "Complete");
+    assert_eq!(status(&dir)["pass"]["number"], 2);
+    assert_eq!(executions(&dir).len(), 12);
+}
+
+#[test]
+fn children_adopted_after_a_kill_count_against_the_concurrency_bound() {
+    // vcpus = cores: at most one child at a time. Each child records how many were running
+    // when it started.
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let dir = quickstart(
+        "adopted-bound",
+        &[
+            ("vcpus: 1", &format!("vcpus: {cores}")),
+            ("seeds: [0, 1, 2, 3]", "seeds: [0, 1]"),
+            ("retryDelay: 5", "retryDelay: 1"),
+            (
+                "command: [sh, model/toy-model.sh]",
+                "command: [sh, model/probe.sh]",
+            ),
+        ],
+    );
+    std::fs::write(
+        dir.join("model/probe.sh"),
+        r#"set -eu
+w="$SIMSERIES_WORKING_DIR"
+me="${w}running/${FILE_SET_NAME}_${JOB_ARRAY_INDEX}"
+mkdir -p "${w}running"
+touch "$me"
+ls "${w}running" | wc -l >> "${w}concurrency.log"
+sh model/toy-model.sh
+sleep 1
+rm "$me"
+"#,
+    )
+    .unwrap();
+    let mut first = command(&dir, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("a child to start", || !executions(&dir).is_empty());
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let out = run(&dir, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(executions(&dir).len(), 6);
+    let counts = std::fs::read_to_string(dated(&dir).join("concurrency.log")).unwrap();
+    let most = counts
+        .lines()
+        .map(|l| l.trim().parse::<u32>().unwrap())
+        .max();
+    assert_eq!(most, Some(1), "children at once: {counts}");
+}
+
+#[test]
+fn a_misspelt_field_is_named_not_ignored() {
+    let dir = quickstart(
+        "typo",
+        &[("retryDelay: 5", "retryDelay: 5\n    terminateJob: false")],
+    );
+    assert_refused_before_writing(&dir, &["unknown field spec.parameters.terminateJob"]);
+}

@@ -251,7 +251,8 @@ fn series_without_extensions_are_refused() {
     );
     let err = validate(&series(&yaml).spec).unwrap_err();
     assert!(
-        err.to_string().contains("spec.series.extensions: no extensions"),
+        err.to_string()
+            .contains("spec.series.extensions: no extensions"),
         "{err}"
     );
 }

@@ -751,6 +751,16 @@ fn a_retry_delay_past_the_end_of_time_never_panics() {
             result: Ok("id-3".into()),
         },
     );
-    assert_eq!(action, Action::Wait { until: Timestamp::MAX });
-    assert_eq!(d.step(at(1), Event::Resumed), Action::Wait { until: Timestamp::MAX });
+    assert_eq!(
+        action,
+        Action::Wait {
+            until: Timestamp::MAX
+        }
+    );
+    assert_eq!(
+        d.step(at(1), Event::Resumed),
+        Action::Wait {
+            until: Timestamp::MAX
+        }
+    );
 }

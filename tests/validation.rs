@@ -155,7 +155,11 @@ fn every_problem_is_reported_at_once() {
 #[test]
 fn paths_from_the_spec_cannot_leave_their_location() {
     for (from, to, field) in [
-        ("model: ARCADE", "model: toy/../../..", "spec.parameters.model"),
+        (
+            "model: ARCADE",
+            "model: toy/../../..",
+            "spec.parameters.model",
+        ),
         ("model: ARCADE", "model: ..", "spec.parameters.model"),
         (
             "templateKey: template.xml",
@@ -226,7 +230,10 @@ fn problem_lists_are_capped_with_a_count() {
     assert_eq!(errors.problems.len(), 20);
     assert_eq!(errors.total(), 4_998);
     let text = errors.to_string();
-    assert!(text.starts_with("the series spec has 4998 problems"), "{text}");
+    assert!(
+        text.starts_with("the series spec has 4998 problems"),
+        "{text}"
+    );
     assert!(text.contains("… and 4978 more"), "{text}");
 }
 
@@ -236,7 +243,10 @@ fn conditions_times_seeds_is_bounded() {
         .map(|i| format!("{{key: C{i}}}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let seeds = (0..10_000).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    let seeds = (0..10_000)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let yaml = SERIES
         .replace("seeds: [0, 1, 2, 3]", &format!("seeds: [{seeds}]"))
         .replace(

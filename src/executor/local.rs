@@ -189,7 +189,12 @@ impl LocalExecutor {
     /// against the concurrency bound. Each holds a slot (or, past the bound, a debt that keeps
     /// new children waiting) until its process ends.
     fn count_running_orphans(&self, context: &PassContext) {
-        if !self.scanned.lock().expect("scanned lock").insert(context.pass) {
+        if !self
+            .scanned
+            .lock()
+            .expect("scanned lock")
+            .insert(context.pass)
+        {
             return;
         }
         let Ok(entries) = std::fs::read_dir(self.children_dir(context)) else {
@@ -296,7 +301,11 @@ impl LocalExecutor {
                 });
             }
         }
-        tokio::spawn(dispatch(launches, self.slots.clone(), self.slot_debt.clone()));
+        tokio::spawn(dispatch(
+            launches,
+            self.slots.clone(),
+            self.slot_debt.clone(),
+        ));
         Ok((id, job))
     }
 

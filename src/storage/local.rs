@@ -50,7 +50,10 @@ impl LocalStorage {
 
     /// The address of `key` for messages.
     fn url(&self, key: &str) -> String {
-        self.root.join(key.trim_start_matches('/')).display().to_string()
+        self.root
+            .join(key.trim_start_matches('/'))
+            .display()
+            .to_string()
     }
 
     fn error(&self, key: &str, err: std::io::Error) -> StorageError {
@@ -231,6 +234,19 @@ mod tests {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[tokio::test]
+    async fn keys_that_would_leave_the_root_are_refused() {
+        let root = temp_root("escape");
+        let store = LocalStorage::new(root.join("w"));
+        for key in ["/etc/passwd", "../x", "S/../../x"] {
+            let err = store.read(key).await.unwrap_err();
+            assert!(err.to_string().contains("the key"), "{err}");
+            assert!(store.write(key, b"x".to_vec()).await.is_err());
+            assert!(store.exists(key).await.is_err());
+        }
+        assert!(!root.join("x").exists());
     }
 
     #[tokio::test]

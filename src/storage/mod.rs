@@ -152,3 +152,17 @@ pub async fn copy_all(
         .try_collect::<()>()
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_denied_speaks_of_aws_only_for_s3() {
+        let local = StorageError::new(StorageErrorKind::AccessDenied, "/data/w/S/x", "");
+        assert!(!local.to_string().contains("AWS"), "{local}");
+        assert!(local.to_string().contains("permission denied"), "{local}");
+        let s3 = StorageError::new(StorageErrorKind::AccessDenied, "s3://b/S/x", "");
+        assert!(s3.to_string().contains("AWS credentials"), "{s3}");
+    }
+}
