@@ -63,6 +63,25 @@ impl Actor {
 
     /// Runs `action` for the pass in `status`. `Wait` and `Done` are the driver's to handle.
     pub async fn act(&mut self, status: &SimulationSeriesStatus, action: &Action) -> Event {
+        let event = self.act_once(status, action).await;
+        // The action had its effect; the driver has not recorded its outcome yet.
+        crate::faults::crash_point(match action {
+            Action::Plan => "after-plan",
+            Action::WriteInputs => "after-write-inputs",
+            Action::CopyInits => "after-copy-inits",
+            Action::Register { .. } => "after-register",
+            Action::Submit { .. } => "after-submit",
+            Action::Poll => "after-poll",
+            Action::Terminate { .. } => "after-terminate",
+            Action::CollectLogs => "after-collect-logs",
+            Action::Clean => "after-clean",
+            Action::Recount => "after-recount",
+            Action::Wait { .. } | Action::Done => "after-nothing",
+        });
+        event
+    }
+
+    async fn act_once(&mut self, status: &SimulationSeriesStatus, action: &Action) -> Event {
         let Some(pass) = status.pass.as_ref() else {
             return Event::Resumed;
         };

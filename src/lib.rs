@@ -4,6 +4,7 @@ pub mod act;
 pub mod controller;
 pub mod crd;
 pub mod executor;
+pub mod faults;
 pub mod inputs;
 pub mod layout;
 pub mod location;

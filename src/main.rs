@@ -99,6 +99,8 @@ enum Output {
 }
 
 fn main() -> ExitCode {
+    // Crash points of the tests; nothing without the `failpoints` feature.
+    let _crash_points = simseries::faults::setup();
     let cli = Cli::parse();
     // The commands report to the user themselves; the controller logs what it does.
     let default_level = if matches!(cli.command, Command::Controller { .. }) {

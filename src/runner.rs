@@ -168,6 +168,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, String> {
         if decision.status != state.status {
             state.status = decision.status;
             save_state(stores.working.as_ref(), &key, &state).await?;
+            crate::faults::crash_point("after-status-write");
         }
         if decision.action == Action::Done && !acted {
             // The pass for this spec and rerun value had finished before: nothing to do.

@@ -220,6 +220,7 @@ async fn apply(series: Arc<SimulationSeries>, ctx: &Context) -> Result<Requeue, 
         if decision.status != status {
             // Intent first: the status is written before the action it announces.
             patch_status(&api, &name, &decision.status).await?;
+            crate::faults::crash_point("after-status-write");
             for note in transition_events(&status, &decision.status) {
                 if let Err(e) = recorder.publish(&note, &reference).await {
                     tracing::warn!(series = %key(&series), error = %e, "cannot publish an event");

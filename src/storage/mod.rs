@@ -134,7 +134,11 @@ pub async fn write_all(
     concurrency: usize,
 ) -> StorageResult<()> {
     futures::stream::iter(objects)
-        .map(|(key, body)| async move { storage.write(&key, body).await })
+        .map(|(key, body)| async move {
+            let written = storage.write(&key, body).await;
+            crate::faults::crash_point("storage-write");
+            written
+        })
         .buffer_unordered(concurrency.max(1))
         .try_collect::<()>()
         .await
@@ -147,7 +151,11 @@ pub async fn copy_all(
     concurrency: usize,
 ) -> StorageResult<()> {
     futures::stream::iter(pairs)
-        .map(|(from, to)| async move { storage.copy(&from, &to).await })
+        .map(|(from, to)| async move {
+            let copied = storage.copy(&from, &to).await;
+            crate::faults::crash_point("storage-write");
+            copied
+        })
         .buffer_unordered(concurrency.max(1))
         .try_collect::<()>()
         .await

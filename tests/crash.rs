@@ -1,0 +1,323 @@
+//! Nothing twice, nothing lost: a driver killed at every crash point of a pass, then restarted,
+//! ends where an uninterrupted run ends, and never runs (locally) or submits (on AWS Batch) an
+//! input twice.
+//!
+//! The crash points are `fail` points compiled into the test build of the binary
+//! (`simseries::faults`); `FAILPOINTS=point=return` makes the process exit at once, without
+//! destructors or cleanup, as `kill -9` would.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::{copy_dir, moto, temp_dir};
+use serde_json::Value;
+use simseries::faults::{CRASH_EXIT_CODE, POINTS};
+
+const DATE: &str = "2024-06-01";
+
+/// Where each scenario dies: every point once, and the repeated points at later passages too.
+fn crash_configs() -> Vec<String> {
+    let mut configs: Vec<String> = POINTS.iter().map(|p| format!("{p}=return")).collect();
+    for n in [2, 4, 6] {
+        configs.push(format!("after-status-write={n}*off->return"));
+    }
+    for n in [1, 3, 7] {
+        configs.push(format!("storage-write={n}*off->return"));
+    }
+    configs.push("after-poll=1*off->return".into());
+    configs
+}
+
+/// The status without what legitimately differs between two runs: times, how many polls (a
+/// restarted driver polls on its own clock), job IDs (AWS assigns them) and the spec digest
+/// (another series name).
+fn normalized(mut status: Value) -> Value {
+    fn strip(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                for key in [
+                    "startedAt",
+                    "finishedAt",
+                    "lastTransitionTime",
+                    "nextPollAt",
+                    "attempts",
+                    "id",
+                    "generation",
+                    "observedGeneration",
+                ] {
+                    map.remove(key);
+                }
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut status);
+    status
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The local driver: the quickstart's toy model as real processes.
+
+/// Six runs, two of which outlive the last poll and are terminated.
+fn local_series(name: &str) -> PathBuf {
+    let dir = temp_dir(name);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+    copy_dir(&example, &dir);
+    let _ = std::fs::remove_dir_all(dir.join("working"));
+    let path = dir.join("series.yaml");
+    let mut yaml = std::fs::read_to_string(&path).unwrap();
+    for (from, to) in [
+        ("seeds: [0, 1, 2, 3]", "seeds: [0, 1]"),
+        ("retries: 20", "retries: 2"),
+        ("retryDelay: 5", "retryDelay: 3"),
+        ("sleep: 1", "sleep: 0"),
+        ("sleep: 1", "sleep: 0"),
+        ("sleep: 1", "sleep: 60"),
+    ] {
+        assert!(yaml.contains(from), "{from}");
+        yaml = yaml.replacen(from, to, 1);
+    }
+    std::fs::write(path, yaml).unwrap();
+    dir
+}
+
+fn run_local(dir: &Path, failpoints: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_simseries"));
+    command
+        .args(["run", "-f"])
+        .arg(dir.join("series.yaml"))
+        .args(["--date", DATE])
+        .env("SIMSERIES_CONTAINER_ENGINE", "none")
+        .stdin(Stdio::null());
+    match failpoints {
+        Some(config) => command.env("FAILPOINTS", config),
+        None => command.env_remove("FAILPOINTS"),
+    };
+    command.output().unwrap()
+}
+
+fn local_status(dir: &Path) -> Value {
+    let path = dir.join("working/QUICKSTART/simseries/status.json");
+    serde_json::from_slice::<Value>(&std::fs::read(path).unwrap()).unwrap()["status"].clone()
+}
+
+fn local_executions(dir: &Path) -> Vec<String> {
+    let path = dir
+        .join("working/QUICKSTART")
+        .join(DATE)
+        .join("executions.log");
+    let mut runs: Vec<String> = std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    runs.sort();
+    runs
+}
+
+/// Kills the straggling children a scenario leaves behind, so the next one starts clean.
+fn stop_children(dir: &Path) {
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-f", &dir.display().to_string()])
+        .status();
+}
+
+#[test]
+fn the_local_driver_survives_a_crash_at_every_point() {
+    let baseline = local_series("crash-local-baseline");
+    let out = run_local(&baseline, None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let expected = normalized(local_status(&baseline));
+    assert_eq!(expected["phase"], "Incomplete", "two stragglers terminated");
+    let expected_runs = local_executions(&baseline);
+    assert_eq!(expected_runs.len(), 6);
+
+    let mut crashed = 0;
+    for (i, config) in crash_configs().iter().enumerate() {
+        let dir = local_series(&format!("crash-local-{i}"));
+        let first = run_local(&dir, Some(config));
+        let code = first.status.code();
+        assert_eq!(
+            code,
+            Some(CRASH_EXIT_CODE),
+            "{config}: the crash point was not reached (is the binary built with the failpoints feature?): {}",
+            text(&first.stderr)
+        );
+        crashed += 1;
+        // Restart until the pass ends (a restart never crashes: no FAILPOINTS).
+        let second = run_local(&dir, None);
+        assert_eq!(
+            second.status.code(),
+            Some(1),
+            "{config}: {}",
+            text(&second.stderr)
+        );
+        assert_eq!(
+            normalized(local_status(&dir)),
+            expected,
+            "{config}: the final status differs from an uninterrupted run"
+        );
+        assert_eq!(
+            local_executions(&dir),
+            expected_runs,
+            "{config}: every input ran exactly once"
+        );
+        stop_children(&dir);
+    }
+    eprintln!("local driver: {crashed} crash points survived");
+    stop_children(&baseline);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The AWS Batch driver: `simseries run` on an S3 working location, against moto.
+
+struct BatchScenario {
+    dir: PathBuf,
+    bucket: String,
+    queue: String,
+    series: String,
+}
+
+fn batch_series(bucket: &str, queue: &str, series: &str) -> BatchScenario {
+    let dir = temp_dir(&format!("crash-batch-{series}"));
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/aws");
+    let yaml = std::fs::read_to_string(example.join("series.yaml"))
+        .unwrap()
+        .replace("simseries-example/", &format!("{bucket}/"))
+        .replace("queue: simseries-example", &format!("queue: {queue}"))
+        .replace("region: us-west-2", "region: us-east-1")
+        .replace("name: AWS_EXAMPLE", &format!("name: {series}"));
+    assert!(yaml.contains(&format!("name: {series}")));
+    std::fs::write(dir.join("series.yaml"), yaml).unwrap();
+    // The template lives in the bucket (put there by examples/aws/setup-moto.py).
+    BatchScenario {
+        dir,
+        bucket: bucket.to_string(),
+        queue: queue.to_string(),
+        series: series.to_string(),
+    }
+}
+
+fn run_batch(moto: &moto::Moto, scenario: &BatchScenario, failpoints: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_simseries"));
+    command
+        .args(["run", "-f"])
+        .arg(scenario.dir.join("series.yaml"))
+        .args(["--date", DATE])
+        .stdin(Stdio::null());
+    for (key, value) in moto.env() {
+        command.env(key, value);
+    }
+    match failpoints {
+        Some(config) => command.env("FAILPOINTS", config),
+        None => command.env_remove("FAILPOINTS"),
+    };
+    command.output().unwrap()
+}
+
+async fn batch_status(moto: &moto::Moto, scenario: &BatchScenario) -> Value {
+    let body = moto
+        .s3()
+        .get_object()
+        .bucket(&scenario.bucket)
+        .key(format!("work/{}/simseries/status.json", scenario.series))
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    serde_json::from_slice::<Value>(&body).unwrap()["status"].clone()
+}
+
+/// Jobs submitted under the series' job name, whatever their state.
+async fn submitted_jobs(moto: &moto::Moto, scenario: &BatchScenario) -> usize {
+    let name = format!("alice_{}", scenario.series);
+    let listed = moto
+        .batch()
+        .list_jobs()
+        .job_queue(&scenario.queue)
+        .filters(
+            aws_sdk_batch::types::KeyValuesPair::builder()
+                .name("JOB_NAME")
+                .values(&name)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    listed
+        .job_summary_list()
+        .iter()
+        .filter(|j| j.job_name() == Some(name.as_str()))
+        // moto lists array children (`{parentId}:{index}`) under the parent's name.
+        .filter(|j| !j.job_id().unwrap_or_default().contains(':'))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batch_driver_survives_a_crash_at_every_point() {
+    let moto = moto::shared();
+    let bucket = format!("crash-{}", std::process::id());
+    let queue = "crash-queue";
+    moto.setup_batch(&bucket, queue);
+
+    let baseline = batch_series(&bucket, queue, "CRASH_BASE");
+    let out = run_batch(moto, &baseline, None);
+    // moto runs no containers: the jobs succeed without outputs.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let expected = normalized(batch_status(moto, &baseline).await);
+    assert_eq!(submitted_jobs(moto, &baseline).await, 1);
+
+    let mut crashed = 0;
+    for (i, config) in crash_configs().iter().enumerate() {
+        if config.starts_with("after-terminate") || config == "after-poll=1*off->return" {
+            // moto's jobs finish inside SubmitJob: one poll sees them done and nothing is left
+            // to terminate (the scripted fake of tests/batch_fake.rs covers both).
+            continue;
+        }
+        let scenario = batch_series(&bucket, queue, &format!("CRASH_{i}"));
+        let first = run_batch(moto, &scenario, Some(config));
+        assert_eq!(
+            first.status.code(),
+            Some(CRASH_EXIT_CODE),
+            "{config}: the crash point was not reached: {}",
+            text(&first.stderr)
+        );
+        crashed += 1;
+        let second = run_batch(moto, &scenario, None);
+        assert_eq!(
+            second.status.code(),
+            Some(1),
+            "{config}: {}",
+            text(&second.stderr)
+        );
+        let expected = rename_series(&expected, "CRASH_BASE", &scenario.series);
+        assert_eq!(
+            normalized(batch_status(moto, &scenario).await),
+            expected,
+            "{config}: the final status differs from an uninterrupted run"
+        );
+        assert_eq!(
+            submitted_jobs(moto, &scenario).await,
+            1,
+            "{config}: the job was submitted exactly once"
+        );
+    }
+    eprintln!("batch driver: {crashed} crash points survived");
+}
+
+/// The baseline status as another series of the same shape would have it.
+fn rename_series(status: &Value, from: &str, to: &str) -> Value {
+    serde_json::from_str(&serde_json::to_string(status).unwrap().replace(from, to)).unwrap()
+}
