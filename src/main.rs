@@ -81,6 +81,11 @@ enum Command {
         /// Namespace of the Lease (default: POD_NAMESPACE, else the client's namespace).
         #[arg(long)]
         lease_namespace: Option<String>,
+        /// Which S3 locations and Batch queues each namespace may use: a grants file (read at
+        /// every pass), or `any` on a cluster whose series authors may use all the role
+        /// reaches. Without it every series is refused.
+        #[arg(long, env = "SIMSERIES_TENANCY")]
+        tenancy: Option<String>,
     },
     /// Print the CustomResourceDefinition YAML.
     Crd,
@@ -143,6 +148,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             no_leader_election,
             lease_name,
             lease_namespace,
+            tenancy,
         } => {
             simseries::controller::run(simseries::controller::ControllerOptions {
                 namespace,
@@ -152,6 +158,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 lease_name,
                 lease_namespace,
                 s3,
+                tenancy: simseries::controller::tenancy::Tenancy::from_flag(tenancy.as_deref()),
             })
             .await?;
             Ok(ExitCode::SUCCESS)

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use simseries::controller::cloud::Cloud;
 use simseries::controller::metrics::Metrics;
 use simseries::controller::reconciler::{Context, FINALIZER, error_policy, reconcile};
+use simseries::controller::tenancy::Tenancy;
 use simseries::executor::Executor;
 use simseries::executor::batch::{BatchExecutor, BatchSettings};
 use simseries::location::Location;
@@ -114,6 +115,8 @@ fn setup(name: &str) -> Setup {
         reporter,
         Arc::new(Metrics::default()),
         cloud,
+        // The API traffic is the subject here; tenancy has tests of its own.
+        Tenancy::AllowAll,
     ));
     Setup {
         ctx,

@@ -141,3 +141,29 @@ fn the_deployment_is_locked_down_and_probed() {
     let account = find(&docs, "ServiceAccount");
     assert!(account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].is_string());
 }
+
+#[test]
+fn a_new_install_grants_no_namespace_anything() {
+    let docs = rendered();
+    let deployment = find(&docs, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let at = args
+        .iter()
+        .position(|a| *a == "--tenancy")
+        .expect("--tenancy");
+    let file = args[at + 1];
+    assert_eq!(file, "/etc/simseries/tenancy.yaml");
+    assert_eq!(container["volumeMounts"][0]["mountPath"], "/etc/simseries");
+    assert_eq!(pod["volumes"][0]["configMap"]["name"], "simseries-tenancy");
+    let config = find(&docs, "ConfigMap");
+    let grants: serde_json::Value =
+        serde_yaml_ng::from_str(config["data"]["tenancy.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(grants["grants"], serde_json::json!([]), "safe by default");
+}

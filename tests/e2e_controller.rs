@@ -120,6 +120,8 @@ impl Controller {
                 "--namespace",
                 &cluster.namespace,
             ])
+            .arg("--tenancy")
+            .arg(dir.join("tenancy.yaml"))
             .env("KUBECONFIG", &cluster.kubeconfig)
             .env("SIMSERIES_LOG", "info,simseries=debug")
             .env("POD_NAME", name)
@@ -128,6 +130,8 @@ impl Controller {
         for (key, value) in moto.env() {
             command.env(key, value);
         }
+        // moto takes any secret: this one must never show in a status, event, log or metric.
+        command.env("AWS_SECRET_ACCESS_KEY", SECRET_CANARY);
         let controller = Controller {
             child: command.spawn().unwrap(),
             metrics: format!("127.0.0.1:{port}"),
@@ -183,6 +187,9 @@ fn wait_for(what: &str, mut check: impl FnMut() -> bool, controller: &Controller
 }
 
 /// The AWS example on this test's bucket and queue.
+/// The controller's AWS secret in this test, searched for wherever the controller writes.
+const SECRET_CANARY: &str = "canary-secret-3f9c1e7a";
+
 fn series(bucket: &str, queue: &str, namespace: &str, seeds: &str, retry_delay: u32) -> String {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/aws/series.yaml");
     std::fs::read_to_string(example)
@@ -300,6 +307,12 @@ async fn scenario(cluster: Cluster) {
     moto.setup_batch(&bucket, &queue);
     let dir = temp_dir("e2e");
     let ns = cluster.namespace.clone();
+    // The series of this namespace may use the test's bucket and queue, nothing else.
+    std::fs::write(
+        dir.join("tenancy.yaml"),
+        format!("grants:\n- namespace: {ns}\n  locations: [s3://{bucket}/]\n  queues: [{queue}]\n"),
+    )
+    .unwrap();
 
     // Without the CRD, the controller says how to install it and stops.
     let mut without = Command::new(env!("CARGO_BIN_EXE_simseries"));
@@ -374,6 +387,43 @@ async fn scenario(cluster: Cluster) {
     }
     let explained = ok(&cluster.kubectl(&["explain", "simulationseries.spec.series"], None));
     assert!(explained.contains("manifestSource"), "{explained}");
+
+    // A series reaching for a bucket its namespace was not granted is refused, and says why.
+    let outsider = series("someone-elses-bucket", &queue, &ns, "0", 1)
+        .replace("name: aws-example", "name: outsider");
+    ok(&cluster.kubectl(&["apply", "-f", "-"], Some(&outsider)));
+    let waited = cluster.ns_kubectl(
+        &[
+            "wait",
+            "--for=condition=Stalled",
+            "simser/outsider",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    assert!(
+        waited.status.success(),
+        "{}\n{}",
+        text(&waited),
+        controller.logs()
+    );
+    let stalled = ok(&cluster.ns_kubectl(
+        &[
+            "get",
+            "simser",
+            "outsider",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Stalled\")].reason}: {.status.conditions[?(@.type==\"Stalled\")].message}",
+        ],
+        None,
+    ));
+    assert!(
+        stalled.starts_with(&format!(
+            "NotAllowed: spec.context.workingLocation: s3://someone-elses-bucket/work is outside what namespace {ns} may use"
+        )),
+        "{stalled}"
+    );
+    ok(&cluster.ns_kubectl(&["delete", "simser", "outsider", "--timeout=60s"], None));
 
     // The model's outputs appear; adding a seed (a new generation) runs only the new runs.
     let date = jsonpath(&cluster, "{.status.pass.date}");
@@ -474,6 +524,12 @@ async fn scenario(cluster: Cluster) {
     );
     assert_eq!(jsonpath(&cluster, "{.status.pass.rerun}"), "1");
 
+    let object = ok(&cluster.ns_kubectl(&["get", "simser", "aws-example", "-o", "yaml"], None));
+    assert!(
+        !object.contains(SECRET_CANARY),
+        "the AWS secret is in the status"
+    );
+
     // Deleting the series runs the finalizer; kubectl waits until the object is gone.
     let deleted = cluster.ns_kubectl(&["delete", "simser", "aws-example", "--timeout=90s"], None);
     assert!(
@@ -488,8 +544,19 @@ async fn scenario(cluster: Cluster) {
         "{}",
         text(&gone)
     );
-    let events = ok(&cluster.ns_kubectl(&["get", "events"], None));
+    let events = ok(&cluster.ns_kubectl(&["get", "events", "-o", "yaml"], None));
     assert!(events.contains("CleanedUp"), "{events}");
+    // No credential anywhere the controller writes.
+    for (what, written) in [
+        ("events", events.clone()),
+        ("log", controller.logs()),
+        ("metrics", controller.get("/metrics")),
+    ] {
+        assert!(
+            !written.contains(SECRET_CANARY),
+            "the AWS secret is in the {what}"
+        );
+    }
     controller.kill();
     if cluster._standin.is_none() {
         let _ = cluster.kubectl(

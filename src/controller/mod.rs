@@ -5,6 +5,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod reconciler;
+pub mod tenancy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub struct ControllerOptions {
     /// client's default.
     pub lease_namespace: Option<String>,
     pub s3: S3Options,
+    /// Which locations and queues each namespace may use.
+    pub tenancy: tenancy::Tenancy,
 }
 
 /// The name of the CRD, for the installation check.
@@ -93,11 +96,17 @@ pub async fn run(options: ControllerOptions) -> Result<(), String> {
         controller: "simseries".into(),
         instance: Some(identity.clone()),
     };
+    if options.tenancy == tenancy::Tenancy::DenyAll {
+        tracing::warn!(
+            "no tenancy grants (--tenancy): every series will be refused until the cluster administrator grants locations and queues"
+        );
+    }
     let context = Arc::new(Context::new(
         client.clone(),
         reporter,
         metrics.clone(),
         cloud,
+        options.tenancy.clone(),
     ));
     let api: Api<SimulationSeries> = match &options.namespace {
         Some(namespace) => Api::namespaced(client.clone(), namespace),

@@ -22,6 +22,7 @@ use serde_json::json;
 use crate::act::Actor;
 use crate::controller::cloud::Cloud;
 use crate::controller::metrics::Metrics;
+use crate::controller::tenancy::Tenancy;
 use crate::executor::batch::BatchSettings;
 use crate::location::Location;
 use crate::prepare::Locations;
@@ -69,6 +70,8 @@ pub struct Context {
     pub reporter: Reporter,
     pub metrics: Arc<Metrics>,
     pub cloud: Arc<dyn Cloud>,
+    /// Which locations and queues each namespace's series may use.
+    pub tenancy: Tenancy,
     /// Consecutive failed reconciles per series, for the backoff.
     pub failures: Mutex<HashMap<String, u32>>,
     /// Steps (actions) per reconcile before yielding to other series.
@@ -81,12 +84,14 @@ impl Context {
         reporter: Reporter,
         metrics: Arc<Metrics>,
         cloud: Arc<dyn Cloud>,
+        tenancy: Tenancy,
     ) -> Self {
         Context {
             client,
             reporter,
             metrics,
             cloud,
+            tenancy,
             failures: Mutex::new(HashMap::new()),
             max_steps: 64,
         }
@@ -146,7 +151,11 @@ pub fn error_policy(series: Arc<SimulationSeries>, error: &Error, ctx: Arc<Conte
 }
 
 /// The checks a series must pass to run in the cluster; their failure is the pass's failure.
-fn precheck(spec: &SimulationSeriesSpec) -> Result<Locations, Failure> {
+fn precheck(
+    spec: &SimulationSeriesSpec,
+    namespace: &str,
+    tenancy: &Tenancy,
+) -> Result<Locations, Failure> {
     let invalid = |message: String| Failure::permanent("InvalidSpec", message);
     validate(spec).map_err(|e| invalid(e.to_string()))?;
     let locations = Locations::resolve(spec, None).map_err(|e| invalid(e.to_string()))?;
@@ -162,6 +171,7 @@ fn precheck(spec: &SimulationSeriesSpec) -> Result<Locations, Failure> {
         }
     }
     BatchSettings::from_spec(spec).map_err(|e| invalid(e.to_string()))?;
+    tenancy.check(namespace, &locations, spec.context.queue.as_deref())?;
     Ok(locations)
 }
 
@@ -242,7 +252,7 @@ async fn apply(series: Arc<SimulationSeries>, ctx: &Context) -> Result<Requeue, 
             }
             action => {
                 if actor.is_none() {
-                    match precheck(&spec) {
+                    match precheck(&spec, &namespace, &ctx.tenancy) {
                         Ok(locations) => {
                             let stores = ctx.cloud.stores(&locations);
                             let executor = ctx.cloud.executor(&spec);
