@@ -27,7 +27,7 @@ use crate::reconcile::{Action, Event, Observation, decide};
 use crate::spec::SimulationSeriesSpec;
 use crate::specfile;
 use crate::status::{Phase, SimulationSeriesStatus};
-use crate::storage::{S3Options, Storage};
+use crate::storage::{S3Options, Storage, StorageError};
 use crate::validate::validate;
 
 /// How `simseries run` was asked to run.
@@ -124,9 +124,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, String> {
             )
         }
     };
-    stores
-        .working
-        .probe()
+    with_storage_retries("reach the working location", || stores.working.probe())
         .await
         .map_err(|e| format!("{e}; check spec.context.workingLocation"))?;
 
@@ -309,8 +307,34 @@ async fn interrupt() {
     }
 }
 
+/// Retries `call` while storage is throttled or out of reach (2 s doubling to 5 min, said on
+/// stderr), so a pass outlives an S3 outage instead of dying on its status file; Ctrl-C stops.
+async fn with_storage_retries<T, F, Fut>(what: &str, mut call: F) -> Result<T, StorageError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StorageError>>,
+{
+    let mut wait = Duration::from_secs(2);
+    loop {
+        match call().await {
+            Err(e) if e.kind.is_transient() => {
+                eprintln!(
+                    "simseries: cannot {what} ({e}); trying again in {}s",
+                    wait.as_secs()
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = interrupt() => return Err(e),
+                }
+                wait = (wait * 2).min(Duration::from_secs(300));
+            }
+            result => return result,
+        }
+    }
+}
+
 async fn load_state(working: &dyn Storage, key: &str) -> Result<LocalState, String> {
-    match working.read(key).await {
+    match with_storage_retries("read the status file", || working.read(key)).await {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
             format!(
                 "{}: not a simseries status file ({e}); move it away to start the series afresh",
@@ -324,11 +348,13 @@ async fn load_state(working: &dyn Storage, key: &str) -> Result<LocalState, Stri
 
 async fn save_state(working: &dyn Storage, key: &str, state: &LocalState) -> Result<(), String> {
     let body = serde_json::to_vec_pretty(state).expect("state serializes");
-    working.write(key, body).await.map_err(|e| {
-        format!(
-            "cannot write the status file: {e}; check that spec.context.workingLocation is writable"
-        )
-    })
+    with_storage_retries("write the status file", || working.write(key, body.clone()))
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot write the status file: {e}; check that spec.context.workingLocation is writable"
+            )
+        })
 }
 
 /// One `simseries run` per series and working folder at a time: an exclusive OS lock

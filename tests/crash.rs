@@ -11,6 +11,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use common::aws_run::{
+    BatchScenario, batch_status, normalized, rename_series, run_batch, submitted_jobs,
+};
 use common::{copy_dir, moto, temp_dir};
 use serde_json::Value;
 use simseries::faults::{CRASH_EXIT_CODE, POINTS};
@@ -28,35 +31,6 @@ fn crash_configs() -> Vec<String> {
     }
     configs.push("after-poll=1*off->return".into());
     configs
-}
-
-/// The status without what legitimately differs between two runs: times, how many polls (a
-/// restarted driver polls on its own clock), job IDs (AWS assigns them) and the spec digest
-/// (another series name).
-fn normalized(mut status: Value) -> Value {
-    fn strip(value: &mut Value) {
-        match value {
-            Value::Object(map) => {
-                for key in [
-                    "startedAt",
-                    "finishedAt",
-                    "lastTransitionTime",
-                    "nextPollAt",
-                    "attempts",
-                    "id",
-                    "generation",
-                    "observedGeneration",
-                ] {
-                    map.remove(key);
-                }
-                map.values_mut().for_each(strip);
-            }
-            Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    strip(&mut status);
-    status
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -179,92 +153,6 @@ fn the_local_driver_survives_a_crash_at_every_point() {
 // ---------------------------------------------------------------------------------------------
 // The AWS Batch driver: `simseries run` on an S3 working location, against moto.
 
-struct BatchScenario {
-    dir: PathBuf,
-    bucket: String,
-    queue: String,
-    series: String,
-}
-
-fn batch_series(bucket: &str, queue: &str, series: &str) -> BatchScenario {
-    let dir = temp_dir(&format!("crash-batch-{series}"));
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/aws");
-    let yaml = std::fs::read_to_string(example.join("series.yaml"))
-        .unwrap()
-        .replace("simseries-example/", &format!("{bucket}/"))
-        .replace("queue: simseries-example", &format!("queue: {queue}"))
-        .replace("region: us-west-2", "region: us-east-1")
-        .replace("name: AWS_EXAMPLE", &format!("name: {series}"));
-    assert!(yaml.contains(&format!("name: {series}")));
-    std::fs::write(dir.join("series.yaml"), yaml).unwrap();
-    // The template lives in the bucket (put there by examples/aws/setup-moto.py).
-    BatchScenario {
-        dir,
-        bucket: bucket.to_string(),
-        queue: queue.to_string(),
-        series: series.to_string(),
-    }
-}
-
-fn run_batch(moto: &moto::Moto, scenario: &BatchScenario, failpoints: Option<&str>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_simseries"));
-    command
-        .args(["run", "-f"])
-        .arg(scenario.dir.join("series.yaml"))
-        .args(["--date", DATE])
-        .stdin(Stdio::null());
-    for (key, value) in moto.env() {
-        command.env(key, value);
-    }
-    match failpoints {
-        Some(config) => command.env("FAILPOINTS", config),
-        None => command.env_remove("FAILPOINTS"),
-    };
-    command.output().unwrap()
-}
-
-async fn batch_status(moto: &moto::Moto, scenario: &BatchScenario) -> Value {
-    let body = moto
-        .s3()
-        .get_object()
-        .bucket(&scenario.bucket)
-        .key(format!("work/{}/simseries/status.json", scenario.series))
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    serde_json::from_slice::<Value>(&body).unwrap()["status"].clone()
-}
-
-/// Jobs submitted under the series' job name, whatever their state.
-async fn submitted_jobs(moto: &moto::Moto, scenario: &BatchScenario) -> usize {
-    let name = format!("alice_{}", scenario.series);
-    let listed = moto
-        .batch()
-        .list_jobs()
-        .job_queue(&scenario.queue)
-        .filters(
-            aws_sdk_batch::types::KeyValuesPair::builder()
-                .name("JOB_NAME")
-                .values(&name)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    listed
-        .job_summary_list()
-        .iter()
-        .filter(|j| j.job_name() == Some(name.as_str()))
-        // moto lists array children (`{parentId}:{index}`) under the parent's name.
-        .filter(|j| !j.job_id().unwrap_or_default().contains(':'))
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_batch_driver_survives_a_crash_at_every_point() {
     let moto = moto::shared();
@@ -272,11 +160,11 @@ async fn the_batch_driver_survives_a_crash_at_every_point() {
     let queue = "crash-queue";
     moto.setup_batch(&bucket, queue);
 
-    let baseline = batch_series(&bucket, queue, "CRASH_BASE");
-    let out = run_batch(moto, &baseline, None);
+    let baseline = BatchScenario::new(&bucket, queue, "CRASH_BASE");
+    let out = run_batch(moto, &baseline, &[]);
     // moto runs no containers: the jobs succeed without outputs.
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let expected = normalized(batch_status(moto, &baseline).await);
+    let expected = normalized(batch_status(moto, &baseline).await.unwrap());
     assert_eq!(submitted_jobs(moto, &baseline).await, 1);
 
     let mut crashed = 0;
@@ -286,8 +174,8 @@ async fn the_batch_driver_survives_a_crash_at_every_point() {
             // to terminate (the scripted fake of tests/batch_fake.rs covers both).
             continue;
         }
-        let scenario = batch_series(&bucket, queue, &format!("CRASH_{i}"));
-        let first = run_batch(moto, &scenario, Some(config));
+        let scenario = BatchScenario::new(&bucket, queue, &format!("CRASH_{i}"));
+        let first = run_batch(moto, &scenario, &[("FAILPOINTS", config.as_str())]);
         assert_eq!(
             first.status.code(),
             Some(CRASH_EXIT_CODE),
@@ -295,7 +183,7 @@ async fn the_batch_driver_survives_a_crash_at_every_point() {
             text(&first.stderr)
         );
         crashed += 1;
-        let second = run_batch(moto, &scenario, None);
+        let second = run_batch(moto, &scenario, &[]);
         assert_eq!(
             second.status.code(),
             Some(1),
@@ -304,7 +192,7 @@ async fn the_batch_driver_survives_a_crash_at_every_point() {
         );
         let expected = rename_series(&expected, "CRASH_BASE", &scenario.series);
         assert_eq!(
-            normalized(batch_status(moto, &scenario).await),
+            normalized(batch_status(moto, &scenario).await.unwrap()),
             expected,
             "{config}: the final status differs from an uninterrupted run"
         );
@@ -315,9 +203,4 @@ async fn the_batch_driver_survives_a_crash_at_every_point() {
         );
     }
     eprintln!("batch driver: {crashed} crash points survived");
-}
-
-/// The baseline status as another series of the same shape would have it.
-fn rename_series(status: &Value, from: &str, to: &str) -> Value {
-    serde_json::from_str(&serde_json::to_string(status).unwrap().replace(from, to)).unwrap()
 }

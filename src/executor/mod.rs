@@ -130,8 +130,7 @@ pub const STATUS_LOG_KEYS: usize = 20;
 /// A storage failure as the decision function sees it: unreachable or throttled storage is
 /// worth retrying; anything else needs the user.
 pub fn storage_failure(reason: &str, error: &crate::storage::StorageError) -> Failure {
-    use crate::storage::StorageErrorKind::{Throttled, Unreachable};
-    if matches!(error.kind, Unreachable | Throttled) {
+    if error.kind.is_transient() {
         Failure::transient(reason, error.to_string())
     } else {
         Failure::permanent(reason, error.to_string())

@@ -15,7 +15,7 @@ use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use crate::location::Location;
 
 pub use local::LocalStorage;
-pub use s3::{S3Options, S3Storage};
+pub use s3::{S3Options, S3Storage, attempt_timeout};
 
 /// Writes and copies run this many at a time unless told otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 32;
@@ -30,7 +30,21 @@ pub enum StorageErrorKind {
     /// No AWS credentials could be found.
     NoCredentials,
     Throttled,
+    /// The service failed (5xx): worth trying again.
+    ServerError,
     Other,
+}
+
+impl StorageErrorKind {
+    /// Throttling, 5xx and network failures pass; the rest needs someone to act.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            StorageErrorKind::Throttled
+                | StorageErrorKind::Unreachable
+                | StorageErrorKind::ServerError
+        )
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +89,7 @@ impl fmt::Display for StorageError {
                 "no AWS credentials were found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with a role"
             }
             StorageErrorKind::Throttled => "the storage service throttled the request; try again",
+            StorageErrorKind::ServerError => "the storage service failed; try again",
             StorageErrorKind::Other => "storage error",
         };
         write!(f, "{}: {what}", self.url)?;

@@ -48,12 +48,23 @@ impl S3Options {
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(Duration::from_secs(120))
+                    .operation_attempt_timeout(attempt_timeout(Duration::from_secs(120)))
                     .build(),
             )
             .build();
         Client::from_conf(config)
     }
+}
+
+/// How long one attempt of an AWS call may take before it is given up and retried:
+/// `default`, or `SIMSERIES_AWS_ATTEMPT_TIMEOUT` seconds (for networks where the defaults are
+/// too long or too short, and the fault tests).
+pub fn attempt_timeout(default: Duration) -> Duration {
+    std::env::var("SIMSERIES_AWS_ATTEMPT_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(default, Duration::from_secs)
 }
 
 #[derive(Debug)]
@@ -257,7 +268,9 @@ where
         SdkError::DispatchFailure(_) if text.contains("loading credentials") => {
             StorageErrorKind::NoCredentials
         }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => StorageErrorKind::Unreachable,
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            StorageErrorKind::Unreachable
+        }
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             match (service.err().code(), status) {
@@ -269,6 +282,7 @@ where
                 (Some("SlowDown" | "Throttling" | "ThrottlingException"), _) | (_, 429 | 503) => {
                     StorageErrorKind::Throttled
                 }
+                (_, 500..=599) => StorageErrorKind::ServerError,
                 _ => StorageErrorKind::Other,
             }
         }

@@ -49,12 +49,12 @@ impl AwsBatchApi {
             .map(|r| Region::new(r.to_string()))
             .or_else(|| shared.region().cloned())
             .unwrap_or_else(|| Region::from_static("us-east-1"));
-        let retry = RetryConfig::adaptive()
+        let retry = RetryConfig::standard()
             .with_max_attempts(MAX_ATTEMPTS)
             .with_initial_backoff(Duration::from_millis(500));
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(5))
-            .operation_attempt_timeout(Duration::from_secs(60))
+            .operation_attempt_timeout(crate::storage::attempt_timeout(Duration::from_secs(60)))
             .build();
         let batch = aws_sdk_batch::config::Builder::from(shared)
             .region(region.clone())

@@ -1,0 +1,144 @@
+//! `simseries run` on an S3 working location against moto, as the crash and fault tests drive
+//! it: a copy of examples/aws/ per scenario, its status read back from the bucket, and the
+//! jobs it submitted counted.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+use super::moto::Moto;
+use super::temp_dir;
+
+pub const DATE: &str = "2024-06-01";
+
+/// One series of the shape of examples/aws/ (2 conditions x 3 seeds, one array job of 6).
+pub struct BatchScenario {
+    pub dir: PathBuf,
+    pub bucket: String,
+    pub queue: String,
+    pub series: String,
+}
+
+impl BatchScenario {
+    /// A copy of examples/aws/ as series `series`, on `bucket` and `queue` (prepared by
+    /// `Moto::setup_batch`, which also puts the template there).
+    pub fn new(bucket: &str, queue: &str, series: &str) -> BatchScenario {
+        let dir = temp_dir(&format!("aws-run-{series}"));
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/aws");
+        let yaml = std::fs::read_to_string(example.join("series.yaml"))
+            .unwrap()
+            .replace("simseries-example/", &format!("{bucket}/"))
+            .replace("queue: simseries-example", &format!("queue: {queue}"))
+            .replace("region: us-west-2", "region: us-east-1")
+            .replace("name: AWS_EXAMPLE", &format!("name: {series}"));
+        assert!(yaml.contains(&format!("name: {series}")));
+        std::fs::write(dir.join("series.yaml"), yaml).unwrap();
+        BatchScenario {
+            dir,
+            bucket: bucket.to_string(),
+            queue: queue.to_string(),
+            series: series.to_string(),
+        }
+    }
+
+    /// `simseries run` of the scenario, talking to `endpoint` (moto, or a proxy in front of it).
+    pub fn command(&self, moto: &Moto, endpoint: &str, env: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_simseries"));
+        command
+            .args(["run", "-f"])
+            .arg(self.dir.join("series.yaml"))
+            .args(["--date", DATE])
+            .env_remove("FAILPOINTS")
+            .stdin(Stdio::null());
+        for (key, value) in moto.env() {
+            command.env(key, value);
+        }
+        command.env("AWS_ENDPOINT_URL", endpoint);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command
+    }
+}
+
+/// Runs the scenario against moto directly, with extra environment.
+pub fn run_batch(moto: &Moto, scenario: &BatchScenario, env: &[(&str, &str)]) -> Output {
+    scenario
+        .command(moto, &moto.endpoint, env)
+        .output()
+        .unwrap()
+}
+
+/// The scenario's status as the runner last wrote it, read from moto directly.
+pub async fn batch_status(moto: &Moto, scenario: &BatchScenario) -> Option<Value> {
+    let object = moto
+        .s3()
+        .get_object()
+        .bucket(&scenario.bucket)
+        .key(format!("work/{}/simseries/status.json", scenario.series))
+        .send()
+        .await
+        .ok()?;
+    let body = object.body.collect().await.ok()?.into_bytes();
+    Some(serde_json::from_slice::<Value>(&body).ok()?["status"].clone())
+}
+
+/// Parent jobs submitted under the scenario's job name, whatever their state.
+pub async fn submitted_jobs(moto: &Moto, scenario: &BatchScenario) -> usize {
+    let name = format!("alice_{}", scenario.series);
+    let listed = moto
+        .batch()
+        .list_jobs()
+        .job_queue(&scenario.queue)
+        .filters(
+            aws_sdk_batch::types::KeyValuesPair::builder()
+                .name("JOB_NAME")
+                .values(&name)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    listed
+        .job_summary_list()
+        .iter()
+        .filter(|j| j.job_name() == Some(name.as_str()))
+        // moto lists array children (`{parentId}:{index}`) under the parent's name.
+        .filter(|j| !j.job_id().unwrap_or_default().contains(':'))
+        .count()
+}
+
+/// The status without what legitimately differs between two runs: times, how many polls (a
+/// restarted driver polls on its own clock), job IDs (AWS assigns them) and the spec digest
+/// (another series name).
+pub fn normalized(mut status: Value) -> Value {
+    fn strip(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                for key in [
+                    "startedAt",
+                    "finishedAt",
+                    "lastTransitionTime",
+                    "nextPollAt",
+                    "attempts",
+                    "id",
+                    "generation",
+                    "observedGeneration",
+                ] {
+                    map.remove(key);
+                }
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut status);
+    status
+}
+
+/// The baseline status as another series of the same shape would have it.
+pub fn rename_series(status: &Value, from: &str, to: &str) -> Value {
+    serde_json::from_str(&serde_json::to_string(status).unwrap().replace(from, to)).unwrap()
+}
