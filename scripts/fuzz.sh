@@ -4,6 +4,7 @@
 #   scripts/fuzz.sh            # 60 s per target
 #   scripts/fuzz.sh 600        # 10 min per target
 #   scripts/fuzz.sh 60 spec    # one target
+# FUZZ_SANITIZER=none skips AddressSanitizer (the code is safe Rust; CI uses it to build faster).
 # Findings land in fuzz/artifacts/<target>/; replay one with
 #   cargo +nightly fuzz run <target> fuzz/artifacts/<target>/<file>
 set -euo pipefail
@@ -16,6 +17,10 @@ if [ ${#targets[@]} -eq 0 ]; then
     targets=(manifest template spec)
 fi
 
+if ! cargo +nightly --version >/dev/null 2>&1; then
+    echo "the nightly toolchain is missing (cargo +nightly); cargo-fuzz needs it" >&2
+    exit 1
+fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     echo "installing cargo-fuzz" >&2
     cargo install cargo-fuzz --locked --quiet
@@ -27,7 +32,7 @@ for target in "${targets[@]}"; do
     echo "fuzzing $target for ${seconds}s" >&2
     # -rss_limit_mb: a render or a plan that needs more memory is a finding, not a slow pass.
     # -timeout: one input taking longer than 10 s is a finding (a hang).
-    cargo +nightly fuzz run "$target" "$corpus" "fuzz/seeds/$target" -- \
+    cargo +nightly fuzz run --sanitizer "${FUZZ_SANITIZER:-address}" "$target" "$corpus" "fuzz/seeds/$target" -- \
         -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -max_len=65536 \
         -print_final_stats=1 2>&1 | tee "target/fuzz-$target.log" | grep -E "^(#[0-9]+ +DONE|stat::|==|SUMMARY|Done)" || true
     if ! grep -q "Done [0-9]* runs" "target/fuzz-$target.log"; then
