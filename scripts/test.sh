@@ -17,7 +17,8 @@ export SIMSERIES_MOTO_SERVER="$PWD/$venv/bin/moto_server"
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p target
-moto_server -H 127.0.0.1 -p "$port" >target/moto.log 2>&1 &
+# Requests recorded for the least-privilege check go to target/, not the working folder.
+MOTO_RECORDER_FILEPATH="$PWD/target/moto_recording" moto_server -H 127.0.0.1 -p "$port" >target/moto.log 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

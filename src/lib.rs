@@ -1,6 +1,7 @@
 //! simseries: declarative parameter sweeps of containerized simulation models.
 
 pub mod act;
+pub mod aws;
 pub mod controller;
 pub mod crd;
 pub mod executor;

@@ -83,7 +83,7 @@ fn the_controller_gets_only_what_it_uses() {
         (
             "simseries.io",
             "simulationseries",
-            vec!["get", "list", "watch", "patch"],
+            vec!["list", "watch", "patch"],
         ),
         ("simseries.io", "simulationseries/status", vec!["patch"]),
         (

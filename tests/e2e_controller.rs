@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::apiserver;
 use common::moto::{self, Moto};
-use common::temp_dir;
+use common::{privileges, temp_dir};
 
 const CRD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/simulationseries.yaml");
 
@@ -187,6 +187,74 @@ fn wait_for(what: &str, mut check: impl FnMut() -> bool, controller: &Controller
 }
 
 /// The AWS example on this test's bucket and queue.
+/// Permissions the run cannot exercise, each with where it is shown instead.
+const UNEXERCISED: &[(&str, &str)] = &[
+    (
+        "batch:TerminateJob",
+        "moto's jobs finish inside SubmitJob, so none is left to terminate (tests/batch_fake.rs)",
+    ),
+    (
+        "events.k8s.io/events patch",
+        "kube's event recorder patches a repeated event into a series (kube-runtime's Recorder)",
+    ),
+];
+
+/// The README's IAM policy and deploy/'s RBAC grant what the controller used in this run:
+/// nothing missing, nothing extra (but the calls listed in `UNEXERCISED`).
+fn check_least_privilege(cluster: &Cluster, moto: &Moto) {
+    let unexercised: Vec<&str> = UNEXERCISED.iter().map(|(p, _)| *p).collect();
+    let used = privileges::actions_of_recording(&moto.recording());
+    let granted = privileges::readme_policy_actions();
+    let missing: Vec<&String> = used.difference(&granted).collect();
+    assert!(
+        missing.is_empty(),
+        "the README's IAM policy lacks {missing:?}"
+    );
+    let extra: Vec<&String> = granted
+        .difference(&used)
+        .filter(|a| !unexercised.contains(&a.as_str()))
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "the README's IAM policy grants unused {extra:?}"
+    );
+
+    let Some(standin) = &cluster._standin else {
+        return;
+    };
+    let rbac: Vec<serde_json::Value> =
+        serde_yaml_ng::Deserializer::from_str(include_str!("../deploy/rbac.yaml"))
+            .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+            .collect::<Vec<serde_json::Value>>();
+    let rules: Vec<serde_json::Value> = rbac
+        .iter()
+        .filter(|doc| doc["kind"] == "ClusterRole" || doc["kind"] == "Role")
+        .flat_map(|doc| doc["rules"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let grants = privileges::grants_of(&rules);
+    let accesses: std::collections::BTreeSet<privileges::ApiAccess> = standin
+        .requests_with_agents()
+        .iter()
+        .filter(|(_, _, agent)| !agent.starts_with("kubectl"))
+        .filter_map(|(method, path, _)| privileges::api_access(method, path))
+        .collect();
+    for access in &accesses {
+        assert!(
+            grants.iter().any(|g| privileges::allows(g, access)),
+            "deploy/rbac.yaml does not allow {access:?}"
+        );
+    }
+    for grant in &grants {
+        let (group, resource, verb, _) = grant;
+        let name = format!("{group}/{resource} {verb}");
+        let used = accesses.iter().any(|a| privileges::allows(grant, a));
+        assert!(
+            used || unexercised.contains(&name.as_str()),
+            "deploy/rbac.yaml grants {name}, which the controller never used"
+        );
+    }
+}
+
 /// The controller's AWS secret in this test, searched for wherever the controller writes.
 const SECRET_CANARY: &str = "canary-secret-3f9c1e7a";
 
@@ -305,6 +373,8 @@ async fn scenario(cluster: Cluster) {
     let bucket = format!("e2e-{}-{}", std::process::id(), cluster.namespace.len());
     let queue = format!("e2e-queue-{}", std::process::id());
     moto.setup_batch(&bucket, &queue);
+    // Every AWS call from here on is recorded, for the least-privilege check at the end.
+    moto.start_recording();
     let dir = temp_dir("e2e");
     let ns = cluster.namespace.clone();
     // The series of this namespace may use the test's bucket and queue, nothing else.
@@ -544,6 +614,8 @@ async fn scenario(cluster: Cluster) {
         "{}",
         text(&gone)
     );
+    check_least_privilege(&cluster, moto);
+
     let events = ok(&cluster.ns_kubectl(&["get", "events", "-o", "yaml"], None));
     assert!(events.contains("CleanedUp"), "{events}");
     // No credential anywhere the controller writes.

@@ -34,9 +34,7 @@ pub struct AwsCloud {
 
 impl AwsCloud {
     pub async fn load(s3: &S3Options, metrics: Arc<Metrics>) -> Self {
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
+        let shared = crate::aws::load_config().await;
         AwsCloud {
             s3: s3.client_from(&shared),
             shared,

@@ -15,7 +15,7 @@ use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use crate::location::Location;
 
 pub use local::LocalStorage;
-pub use s3::{S3Options, S3Storage, attempt_timeout};
+pub use s3::{S3Options, S3Storage};
 
 /// Writes and copies run this many at a time unless told otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 32;

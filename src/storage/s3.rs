@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::Region;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Region};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use futures::future::BoxFuture;
@@ -30,7 +30,7 @@ pub struct S3Options {
 impl S3Options {
     /// A client from the environment's AWS configuration.
     pub async fn client(&self) -> Client {
-        let shared = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let shared = crate::aws::load_config().await;
         self.client_from(&shared)
     }
 
@@ -48,23 +48,14 @@ impl S3Options {
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(attempt_timeout(Duration::from_secs(120)))
+                    .operation_attempt_timeout(crate::aws::attempt_timeout(Duration::from_secs(
+                        120,
+                    )))
                     .build(),
             )
             .build();
         Client::from_conf(config)
     }
-}
-
-/// How long one attempt of an AWS call may take before it is given up and retried:
-/// `default`, or `SIMSERIES_AWS_ATTEMPT_TIMEOUT` seconds (for networks where the defaults are
-/// too long or too short, and the fault tests).
-pub fn attempt_timeout(default: Duration) -> Duration {
-    std::env::var("SIMSERIES_AWS_ATTEMPT_TIMEOUT")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|s| *s > 0)
-        .map_or(default, Duration::from_secs)
 }
 
 #[derive(Debug)]

@@ -108,3 +108,4 @@ pub mod apiserver;
 pub mod aws_run;
 pub mod fake_batch;
 pub mod fault_proxy;
+pub mod privileges;

@@ -49,6 +49,11 @@ pub fn start(env: &[(&str, &str)]) -> Moto {
     );
     let mut command = Command::new("sh");
     command.arg("-c").arg(&script).stdin(Stdio::null());
+    // Recorded requests (least-privilege check) go to a file of this server's own.
+    command.env(
+        "MOTO_RECORDER_FILEPATH",
+        std::env::temp_dir().join(format!("simseries-moto-recording-{port}")),
+    );
     for (key, value) in env {
         command.env(key, value);
     }
@@ -170,4 +175,40 @@ pub fn python() -> String {
         }
     }
     "python3".into()
+}
+
+impl Moto {
+    /// Calls moto's own API (`/moto-api/...`) and returns the response body.
+    pub fn moto_api(&self, method: &str, path: &str) -> String {
+        use std::io::{Read, Write};
+        let address = self.endpoint.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).unwrap();
+        // HTTP/1.0: the body ends with the connection, never chunked.
+        write!(
+            stream,
+            "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let text = String::from_utf8_lossy(&response).into_owned();
+        match text.split_once("\r\n\r\n") {
+            Some((_, body)) => body.to_string(),
+            None => String::new(),
+        }
+    }
+
+    /// Forgets recorded requests and records from now on.
+    pub fn start_recording(&self) {
+        self.moto_api("POST", "/moto-api/recorder/reset-recording");
+        self.moto_api("POST", "/moto-api/recorder/start-recording");
+    }
+
+    /// The requests recorded since `start_recording`, one JSON object each.
+    pub fn recording(&self) -> Vec<serde_json::Value> {
+        self.moto_api("GET", "/moto-api/recorder/download-recording")
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
 }

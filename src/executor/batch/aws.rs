@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use aws_sdk_batch::config::Region;
 use aws_sdk_batch::config::retry::RetryConfig;
 use aws_sdk_batch::config::timeout::TimeoutConfig;
-use aws_sdk_batch::config::{BehaviorVersion, Region};
 use aws_sdk_batch::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_batch::operation::list_jobs::builders::ListJobsFluentBuilder;
 use aws_sdk_batch::types::{
@@ -39,7 +39,7 @@ impl AwsBatchApi {
     /// Clients from the environment's AWS configuration, in `region` (the series' region,
     /// where its queue is) or else the environment's.
     pub async fn connect(region: Option<&str>) -> Self {
-        let shared = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let shared = crate::aws::load_config().await;
         Self::from_config(&shared, region)
     }
 
@@ -54,7 +54,7 @@ impl AwsBatchApi {
             .with_initial_backoff(Duration::from_millis(500));
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(5))
-            .operation_attempt_timeout(crate::storage::attempt_timeout(Duration::from_secs(60)))
+            .operation_attempt_timeout(crate::aws::attempt_timeout(Duration::from_secs(60)))
             .build();
         let batch = aws_sdk_batch::config::Builder::from(shared)
             .region(region.clone())

@@ -71,8 +71,13 @@ pub async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
         .map(|p| p.as_str())
         .unwrap_or("/")
         .to_string();
+    let agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     app.store
-        .log_request(parts.method.as_str(), &path_and_query);
+        .log_request(parts.method.as_str(), &path_and_query, agent);
     let body = match to_bytes(body, 64 << 20).await {
         Ok(b) => b,
         Err(e) => return ApiError::bad_request(format!("reading the body: {e}")).into_response(),

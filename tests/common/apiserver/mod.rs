@@ -303,6 +303,16 @@ impl StandIn {
 
     /// Every request so far: method and path with query.
     pub fn requests(&self) -> Vec<(String, String)> {
+        self.app
+            .store
+            .requests()
+            .into_iter()
+            .map(|(method, path, _)| (method, path))
+            .collect()
+    }
+
+    /// Every request so far: method, path with query, and user agent.
+    pub fn requests_with_agents(&self) -> Vec<(String, String, String)> {
         self.app.store.requests()
     }
 

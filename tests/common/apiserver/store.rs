@@ -60,7 +60,8 @@ pub struct Inner {
     history: VecDeque<Arc<Change>>,
     /// Changes up to this resourceVersion are no longer in `history`.
     pub compacted: u64,
-    pub requests: Vec<(String, String)>,
+    /// Method, path with query, and user agent of every request.
+    pub requests: Vec<(String, String, String)>,
 }
 
 pub struct Store {
@@ -105,14 +106,14 @@ impl Store {
         }
     }
 
-    pub fn log_request(&self, method: &str, path: &str) {
+    pub fn log_request(&self, method: &str, path: &str, agent: &str) {
         self.txn(false)
             .inner
             .requests
-            .push((method.into(), path.into()));
+            .push((method.into(), path.into(), agent.into()));
     }
 
-    pub fn requests(&self) -> Vec<(String, String)> {
+    pub fn requests(&self) -> Vec<(String, String, String)> {
         self.txn(false).inner.requests.clone()
     }
 

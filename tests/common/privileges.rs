@@ -1,0 +1,220 @@
+//! Least privilege, checked: the permissions simseries is given (the README's IAM policy,
+//! deploy/'s RBAC) against the calls it made in a test run (moto's recording, the stand-in
+//! API server's request log). Nothing missing, nothing extra.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+/// IAM actions of the README's policy (its first JSON block).
+pub fn readme_policy_actions() -> BTreeSet<String> {
+    let readme = include_str!("../../README.md");
+    let start = readme.find("```json\n").expect("a JSON block") + "```json\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let policy: Value = serde_json::from_str(&readme[start..end]).expect("the policy is JSON");
+    let mut actions = BTreeSet::new();
+    for statement in policy["Statement"].as_array().unwrap() {
+        match &statement["Action"] {
+            Value::String(a) => {
+                actions.insert(a.clone());
+            }
+            Value::Array(list) => actions.extend(list.iter().map(|a| a.as_str().unwrap().into())),
+            _ => panic!("a statement without actions"),
+        }
+    }
+    actions
+}
+
+/// The IAM actions behind the requests simseries made (those whose user agent carries its app
+/// name), including what the requests imply: passing the job role, tagging on create.
+pub fn actions_of_recording(recording: &[Value]) -> BTreeSet<String> {
+    let mut actions = BTreeSet::new();
+    for entry in recording {
+        let headers = &entry["headers"];
+        let header = |name: &str| {
+            headers.as_object().and_then(|h| {
+                h.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .and_then(|(_, v)| v.as_str())
+            })
+        };
+        if !header("user-agent").is_some_and(|ua| ua.contains("app/simseries")) {
+            continue;
+        }
+        let method = entry["method"].as_str().unwrap_or_default();
+        let url = entry["url"].as_str().unwrap_or_default();
+        let path_and_query = url.splitn(4, '/').nth(3).unwrap_or_default();
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let body = body_text(entry);
+        if let Some(target) = header("x-amz-target") {
+            let operation = target.rsplit('.').next().unwrap();
+            actions.insert(format!("logs:{operation}"));
+        } else if let Some(operation) = path.strip_prefix("v1/") {
+            let action = match (method, operation) {
+                (_, op) if op.starts_with("tags/") => match method {
+                    "POST" => "TagResource",
+                    "DELETE" => "UntagResource",
+                    _ => "ListTagsForResource",
+                },
+                (_, "describejobdefinitions") => "DescribeJobDefinitions",
+                (_, "describejobs") => "DescribeJobs",
+                (_, "listjobs") => "ListJobs",
+                (_, "registerjobdefinition") => "RegisterJobDefinition",
+                (_, "deregisterjobdefinition") => "DeregisterJobDefinition",
+                (_, "submitjob") => "SubmitJob",
+                (_, "terminatejob") => "TerminateJob",
+                (_, "canceljob") => "CancelJob",
+                (_, other) => panic!("an unknown Batch call: {other}"),
+            };
+            actions.insert(format!("batch:{action}"));
+            if body.contains("\"tags\"") {
+                // Tags given on create need the tagging permission too.
+                actions.insert("batch:TagResource".into());
+            }
+            if action == "RegisterJobDefinition" && body.contains("jobRoleArn") {
+                actions.insert("iam:PassRole".into());
+            }
+        } else {
+            // S3, path-style: `bucket` or `bucket/key`.
+            let has_key = path.split_once('/').is_some_and(|(_, key)| !key.is_empty());
+            let action = match (method, has_key) {
+                ("GET" | "HEAD", false) => "ListBucket",
+                ("GET" | "HEAD", true) => "GetObject",
+                ("PUT", true) => "PutObject",
+                ("DELETE", true) => "DeleteObject",
+                (m, _) => panic!("an unknown S3 call: {m} {path}?{query}"),
+            };
+            actions.insert(format!("s3:{action}"));
+            if header("x-amz-copy-source").is_some() {
+                actions.insert("s3:GetObject".into());
+            }
+        }
+    }
+    actions
+}
+
+fn body_text(entry: &Value) -> String {
+    let body = entry["body"].as_str().unwrap_or_default();
+    if entry["body_encoded"].as_bool() == Some(true) {
+        use base64_decode::decode;
+        String::from_utf8_lossy(&decode(body)).into_owned()
+    } else {
+        body.to_string()
+    }
+}
+
+/// A small base64 decoder (the recording encodes binary bodies).
+mod base64_decode {
+    pub fn decode(text: &str) -> Vec<u8> {
+        let value = |c: u8| match c {
+            b'A'..=b'Z' => Some(c - b'A'),
+            b'a'..=b'z' => Some(c - b'a' + 26),
+            b'0'..=b'9' => Some(c - b'0' + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        };
+        let mut out = Vec::new();
+        let mut buffer = 0u32;
+        let mut bits = 0;
+        for c in text.bytes().filter_map(value) {
+            buffer = (buffer << 6) | u32::from(c);
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((buffer >> bits) as u8);
+            }
+        }
+        out
+    }
+}
+
+/// One request to the Kubernetes API as RBAC sees it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiAccess {
+    pub group: String,
+    /// `resource` or `resource/subresource`.
+    pub resource: String,
+    pub verb: String,
+    pub name: Option<String>,
+}
+
+/// The RBAC view of a request (method and path with query); `None` for discovery and other
+/// non-resource URLs, which every authenticated user may read.
+pub fn api_access(method: &str, path_and_query: &str) -> Option<ApiAccess> {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _version, rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => return None,
+    };
+    let rest = match rest {
+        ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest,
+        rest => rest,
+    };
+    let (resource, name, sub) = match rest {
+        [resource] => (*resource, None, None),
+        [resource, name] => (*resource, Some(*name), None),
+        [resource, name, sub] => (*resource, Some(*name), Some(*sub)),
+        _ => return None,
+    };
+    let watch = query
+        .split('&')
+        .any(|p| p == "watch=true" || p == "watch=1");
+    let verb = match (method, name.is_some()) {
+        ("GET", _) if watch => "watch",
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => return None,
+    };
+    Some(ApiAccess {
+        group: group.to_string(),
+        resource: match sub {
+            Some(sub) => format!("{resource}/{sub}"),
+            None => resource.to_string(),
+        },
+        verb: verb.to_string(),
+        // `create` is not restricted by resource names.
+        name: name.filter(|_| verb != "create").map(str::to_string),
+    })
+}
+
+/// The (group, resource, verb, resourceNames) grants of RBAC rules.
+pub fn grants_of(rules: &[Value]) -> Vec<(String, String, String, Vec<String>)> {
+    let mut grants = Vec::new();
+    for rule in rules {
+        let list = |key: &str| -> Vec<String> {
+            rule[key]
+                .as_array()
+                .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default()
+        };
+        for group in list("apiGroups") {
+            for resource in list("resources") {
+                for verb in list("verbs") {
+                    grants.push((group.clone(), resource.clone(), verb, list("resourceNames")));
+                }
+            }
+        }
+    }
+    grants
+}
+
+/// Whether `grant` allows `access`.
+pub fn allows(grant: &(String, String, String, Vec<String>), access: &ApiAccess) -> bool {
+    let (group, resource, verb, names) = grant;
+    *group == access.group
+        && *resource == access.resource
+        && *verb == access.verb
+        && (names.is_empty() || access.name.as_ref().is_some_and(|n| names.contains(n)))
+}
