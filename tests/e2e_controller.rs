@@ -215,6 +215,32 @@ fn wait_for(what: &str, mut check: impl FnMut() -> bool, controller: &Controller
 }
 
 /// The AWS example on this test's bucket and queue.
+/// Installs the CRD and waits until it is served.
+fn install_crd(cluster: &Cluster) {
+    ok(&cluster.kubectl(&["apply", "-f", CRD], None));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cluster
+        .ns_kubectl(&["get", "simser"], None)
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "the CRD is not served");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The tenancy file the test's controllers read (`dir/tenancy.yaml`): the series of
+/// `namespace` may use the test's bucket and queue, nothing else.
+fn grant(dir: &Path, namespace: &str, bucket: &str, queue: &str) {
+    std::fs::write(
+        dir.join("tenancy.yaml"),
+        format!(
+            "grants:\n- namespace: {namespace}\n  locations: [s3://{bucket}/]\n  queues: [{queue}]\n"
+        ),
+    )
+    .unwrap();
+}
+
 /// Permissions the run cannot exercise, each with where it is shown instead.
 const UNEXERCISED: &[(&str, &str)] = &[
     (
@@ -405,12 +431,7 @@ async fn scenario(cluster: Cluster) {
     moto.start_recording();
     let dir = temp_dir("e2e");
     let ns = cluster.namespace.clone();
-    // The series of this namespace may use the test's bucket and queue, nothing else.
-    std::fs::write(
-        dir.join("tenancy.yaml"),
-        format!("grants:\n- namespace: {ns}\n  locations: [s3://{bucket}/]\n  queues: [{queue}]\n"),
-    )
-    .unwrap();
+    grant(&dir, &ns, &bucket, &queue);
 
     // Without the CRD, the controller says how to install it and stops.
     let mut without = Command::new(env!("CARGO_BIN_EXE_simseries"));
@@ -432,16 +453,7 @@ async fn scenario(cluster: Cluster) {
         );
     }
 
-    ok(&cluster.kubectl(&["apply", "-f", CRD], None));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cluster
-        .ns_kubectl(&["get", "simser"], None)
-        .status
-        .success()
-    {
-        assert!(Instant::now() < deadline, "the CRD is not served");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    install_crd(&cluster);
     let controller = Controller::start(&cluster, moto, &dir, "replica-a");
 
     // Apply a series and wait for it to be Ready, as a user or a GitOps tool would.
@@ -692,21 +704,8 @@ async fn the_controller_survives_a_crash_at_every_point() {
     moto.setup_batch(&bucket, &queue);
     let dir = temp_dir("e2e-crash");
     let ns = cluster.namespace.clone();
-    std::fs::write(
-        dir.join("tenancy.yaml"),
-        format!("grants:\n- namespace: {ns}\n  locations: [s3://{bucket}/]\n  queues: [{queue}]\n"),
-    )
-    .unwrap();
-    ok(&cluster.kubectl(&["apply", "-f", CRD], None));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cluster
-        .ns_kubectl(&["get", "simser"], None)
-        .status
-        .success()
-    {
-        assert!(Instant::now() < deadline, "the CRD is not served");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    grant(&dir, &ns, &bucket, &queue);
+    install_crd(&cluster);
     // moto needs one poll and leaves nothing to terminate: those points are not reached here
     // (tests/crash.rs and tests/batch_fake.rs cover them).
     let points: Vec<&str> = simseries::faults::POINTS

@@ -81,6 +81,13 @@ impl Driver {
 
     /// Plans two groups (two jobs in the first), writes, copies, registers and submits.
     fn submit_all(&mut self) {
+        assert_eq!(self.submit_all_then(), Action::Wait { until: at(60) });
+        assert_eq!(self.phase(), Phase::Running);
+        assert_eq!(self.status.active_jobs, 3);
+    }
+
+    /// The steps of [`Driver::submit_all`]; the action after the last submission.
+    fn submit_all_then(&mut self) -> Action {
         assert_eq!(self.step(t0(), Event::Resumed), Action::Plan);
         assert_eq!(
             self.step(t0(), Event::Planned(Ok(outcome()))),
@@ -137,19 +144,14 @@ impl Driver {
             ),
             Action::Submit { group: 1, job: 0 }
         );
-        assert_eq!(
-            self.step(
-                t0(),
-                Event::Submitted {
-                    group: 1,
-                    job: 0,
-                    result: Ok("id-3".into())
-                }
-            ),
-            Action::Wait { until: at(60) }
-        );
-        assert_eq!(self.phase(), Phase::Running);
-        assert_eq!(self.status.active_jobs, 3);
+        self.step(
+            t0(),
+            Event::Submitted {
+                group: 1,
+                job: 0,
+                result: Ok("id-3".into()),
+            },
+        )
     }
 }
 
@@ -715,42 +717,7 @@ fn a_retry_delay_past_the_end_of_time_never_panics() {
     let mut spec = spec(&[]);
     spec.parameters.retry_delay = 400_000_000_000;
     let mut d = Driver::new(spec);
-    assert_eq!(d.step(t0(), Event::Resumed), Action::Plan);
-    d.step(t0(), Event::Planned(Ok(outcome())));
-    d.step(t0(), Event::InputsWritten(Ok(())));
-    d.step(t0(), Event::InitsCopied(Ok(())));
-    d.step(
-        t0(),
-        Event::Registered {
-            group: 0,
-            result: Ok(definition("def-g")),
-        },
-    );
-    for (group, job, id) in [(0, 0, "id-1"), (0, 1, "id-2")] {
-        d.step(
-            t0(),
-            Event::Submitted {
-                group,
-                job,
-                result: Ok(id.into()),
-            },
-        );
-    }
-    d.step(
-        t0(),
-        Event::Registered {
-            group: 1,
-            result: Ok(definition("def-h")),
-        },
-    );
-    let action = d.step(
-        t0(),
-        Event::Submitted {
-            group: 1,
-            job: 0,
-            result: Ok("id-3".into()),
-        },
-    );
+    let action = d.submit_all_then();
     assert_eq!(
         action,
         Action::Wait {
