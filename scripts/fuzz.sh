@@ -4,7 +4,8 @@
 #   scripts/fuzz.sh            # 60 s per target
 #   scripts/fuzz.sh 600        # 10 min per target
 #   scripts/fuzz.sh 60 spec    # one target
-# FUZZ_SANITIZER=none skips AddressSanitizer (the code is safe Rust; CI uses it to build faster).
+# FUZZ_SANITIZER=none skips AddressSanitizer (the code is safe Rust), FUZZ_DEV=1 builds without
+# optimisations: both build faster (CI uses them for its short run) and fuzz slower.
 # Findings land in fuzz/artifacts/<target>/; replay one with
 #   cargo +nightly fuzz run <target> fuzz/artifacts/<target>/<file>
 set -euo pipefail
@@ -32,7 +33,9 @@ for target in "${targets[@]}"; do
     echo "fuzzing $target for ${seconds}s" >&2
     # -rss_limit_mb: a render or a plan that needs more memory is a finding, not a slow pass.
     # -timeout: one input taking longer than 10 s is a finding (a hang).
-    cargo +nightly fuzz run --sanitizer "${FUZZ_SANITIZER:-address}" "$target" "$corpus" "fuzz/seeds/$target" -- \
+    profile=()
+    if [ "${FUZZ_DEV:-0}" = 1 ]; then profile=(--dev); fi
+    cargo +nightly fuzz run "${profile[@]}" --sanitizer "${FUZZ_SANITIZER:-address}" "$target" "$corpus" "fuzz/seeds/$target" -- \
         -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -max_len=65536 \
         -print_final_stats=1 2>&1 | tee "target/fuzz-$target.log" | grep -E "^(#[0-9]+ +DONE|stat::|==|SUMMARY|Done)" || true
     if ! grep -q "Done [0-9]* runs" "target/fuzz-$target.log"; then
