@@ -30,8 +30,15 @@ use crate::status::{GroupJobs, JobRecord, Pass, StatusSummary};
 /// Time a terminated child gets between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(5);
 
-/// Writes the exit code next to the log, so it survives the death of `simseries run`.
-const WRAPPER: &str = r#""$@"; code=$?; printf '%s\n' "$code" > "$SIMSERIES_EXIT_FILE.tmp" && mv "$SIMSERIES_EXIT_FILE.tmp" "$SIMSERIES_EXIT_FILE"; exit $code"#;
+/// Runs the model once simseries has recorded this wrapper's PID, then writes the exit code
+/// next to the log, so the outcome survives the death of `simseries run`.
+///
+/// The wait closes a race: a `simseries run` killed between starting a child and writing its
+/// PID would leave a running child no restart can find, and the restart would start the
+/// input again. Here a child whose PID was never recorded gives up after a minute without
+/// running the model (and without an exit file), and only the wrapper whose PID the file
+/// names ever runs it.
+const WRAPPER: &str = r#"i=0; while [ "$(cat "$SIMSERIES_PID_FILE" 2>/dev/null)" != "$$" ]; do i=$((i+1)); if [ "$i" -gt 1200 ]; then exit 0; fi; sleep 0.05; done; "$@"; code=$?; printf '%s\n' "$code" > "$SIMSERIES_EXIT_FILE.tmp" && mv "$SIMSERIES_EXIT_FILE.tmp" "$SIMSERIES_EXIT_FILE"; exit $code"#;
 
 /// How children are started.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -527,6 +534,7 @@ impl ChildLaunch {
             .stderr(err)
             .process_group(0)
             .env("SIMSERIES_EXIT_FILE", &self.files.exit)
+            .env("SIMSERIES_PID_FILE", &self.files.pid)
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         match &self.launcher {
             Launcher::Command { argv, cwd } => {
@@ -559,7 +567,10 @@ impl ChildLaunch {
         }
         let mut child = command.spawn().map_err(|e| format!("sh: {e}"))?;
         if let Some(pid) = child.id() {
-            let _ = std::fs::write(&self.files.pid, pid.to_string());
+            // Whole or not at all: the wrapper compares the file with its own PID.
+            let temp = self.files.pid.with_extension("pid.tmp");
+            let _ = std::fs::write(&temp, pid.to_string())
+                .and_then(|()| std::fs::rename(&temp, &self.files.pid));
             self.job
                 .pids
                 .lock()
