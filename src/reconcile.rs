@@ -192,12 +192,7 @@ pub fn decide(
                 match restart_of_failed_start(pass, observation) {
                     Restart::Now => {
                         let failed_starts = pass.failed_starts.saturating_add(1);
-                        let action = start_pass(&mut status, observation);
-                        if let Some(pass) = status.pass.as_mut() {
-                            pass.failed_starts = failed_starts;
-                        }
-                        refresh_summary(&mut status, now);
-                        return Decision { status, action };
+                        start_pass(&mut status, observation, failed_starts)
                     }
                     // Waiting leaves the status as it is: no write.
                     Restart::At(until) => {
@@ -214,13 +209,14 @@ pub fn decide(
                         };
                     }
                 }
+            } else {
+                start_pass(&mut status, observation, 0)
             }
-            start_pass(&mut status, observation)
         }
         // An active pass runs to its end even if the spec changed meanwhile: a new pass now
         // would plan the runs still in flight as missing and submit them twice.
         Some(_) => step(spec, &mut status, observation),
-        None => start_pass(&mut status, observation),
+        None => start_pass(&mut status, observation, 0),
     };
     refresh_summary(&mut status, now);
     Decision { status, action }
@@ -250,7 +246,29 @@ fn restart_of_failed_start(pass: &Pass, observation: &Observation) -> Restart {
     }
 }
 
-fn start_pass(status: &mut SimulationSeriesStatus, observation: &Observation) -> Action {
+/// Whether `decide` may use [`Observation::inputs`] from `status` on: a pass may start (a
+/// first one, one for a new generation or rerun value, a failed start tried again) or the
+/// pass is still planning (and may yet fail to start). The local runner computes the digest
+/// only then, since it reads the template and the whole manifest.
+pub fn uses_inputs(status: &SimulationSeriesStatus, generation: i64, rerun: Option<&str>) -> bool {
+    match &status.pass {
+        None => true,
+        Some(pass) if pass.phase == Phase::Planning => true,
+        Some(pass) => {
+            pass.phase.is_finished()
+                && (pass.generation != generation
+                    || pass.rerun.as_deref() != rerun
+                    || pass.phase == Phase::Failed)
+        }
+    }
+}
+
+/// Starts pass `number + 1`; `failed_starts` counts the failed starts it follows.
+fn start_pass(
+    status: &mut SimulationSeriesStatus,
+    observation: &Observation,
+    failed_starts: u32,
+) -> Action {
     let number = status.pass.as_ref().map_or(1, |p| p.number + 1);
     status.observed_generation = Some(observation.generation);
     status.pass = Some(Pass {
@@ -267,7 +285,7 @@ fn start_pass(status: &mut SimulationSeriesStatus, observation: &Observation) ->
         last_error: None,
         record: None,
         inputs: observation.inputs.clone(),
-        failed_starts: 0,
+        failed_starts,
         retry_at: None,
         groups: Vec::new(),
     });
@@ -589,9 +607,7 @@ fn outcome(pass: &Pass) -> Phase {
 fn fail_start(pass: &mut Pass, failure: &Failure, now: Timestamp) {
     finish(pass, Phase::Failed, now);
     if failure.reason != INVALID_SPEC {
-        let factor = 2u32.saturating_pow(pass.failed_starts.min(16));
-        let wait = RESTART_BASE.saturating_mul(factor).min(RESTART_MAX);
-        let wait = SignedDuration::try_from(wait).unwrap_or(SignedDuration::from_secs(3600));
+        let wait = doubling(RESTART_BASE, RESTART_MAX, pass.failed_starts);
         pass.retry_at = Some(Time(later(now, wait)));
     }
 }
@@ -653,9 +669,15 @@ fn delay(spec: &SimulationSeriesSpec) -> SignedDuration {
 }
 
 fn backoff(errors: u32) -> SignedDuration {
-    let factor = 2u32.saturating_pow(errors.saturating_sub(1).min(16));
-    let wait = BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_MAX);
-    SignedDuration::try_from(wait).unwrap_or(SignedDuration::from_secs(300))
+    doubling(BACKOFF_BASE, BACKOFF_MAX, errors.saturating_sub(1))
+}
+
+/// `base` doubled `times` times, at most `max`.
+fn doubling(base: Duration, max: Duration, times: u32) -> SignedDuration {
+    let wait = base
+        .saturating_mul(2u32.saturating_pow(times.min(16)))
+        .min(max);
+    SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX)
 }
 
 /// Phase, counts and kstatus conditions, derived from the pass.

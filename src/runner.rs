@@ -144,8 +144,11 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, String> {
     let generation = spec_generation(&spec);
     let rerun = (state.rerun > 0).then(|| state.rerun.to_string());
     // A pass that failed to start (bad template, missing init files) starts again once what
-    // it read has changed.
-    let inputs = Some(crate::prepare::inputs_digest(&spec, &stores).await);
+    // it read has changed. Read only when `decide` may use it: resuming a running pass does not.
+    let inputs = match crate::reconcile::uses_inputs(&state.status, generation, rerun.as_deref()) {
+        true => Some(crate::prepare::inputs_digest(&spec, &stores).await),
+        false => None,
+    };
     let mut reporter = Reporter::new(options.progress_bar, spec.parameters.retries);
     let mut event = Event::Resumed;
     let mut interrupted = false;

@@ -43,6 +43,19 @@ impl fmt::Display for TemplateError {
     }
 }
 
+impl TemplateError {
+    /// A render past the bounds on work and size.
+    fn too_expensive(template: &str, line: Option<usize>, message: String) -> Self {
+        TemplateError {
+            template: template.to_string(),
+            too_expensive: true,
+            line,
+            message,
+            excerpt: None,
+        }
+    }
+}
+
 /// Work one input may take: minijinja's fuel, about one unit per instruction. A real input
 /// template (a thousand conditions in loops) uses tens of thousands; a runaway loop stops here
 /// within a second or two instead of running for hours.
@@ -71,16 +84,14 @@ impl Template {
     /// Parses `source`; a syntax error names its line.
     pub fn parse(name: &str, source: &str) -> Result<Template, TemplateError> {
         if source.len() > MAX_TEMPLATE_BYTES {
-            return Err(TemplateError {
-                template: name.to_string(),
-                too_expensive: true,
-                line: None,
-                message: format!(
+            return Err(TemplateError::too_expensive(
+                name,
+                None,
+                format!(
                     "{} bytes; a template may have at most {MAX_TEMPLATE_BYTES}",
                     source.len()
                 ),
-                excerpt: None,
-            });
+            ));
         }
         let mut env = Environment::new();
         // minijinja's default syntax already drops the final newline, as Jinja2 does.
@@ -118,27 +129,23 @@ impl Template {
             .render_captured_to(context.clone(), &mut out)
             .map(drop);
         if out.overflowed {
-            return Err(TemplateError {
-                template: self.name.clone(),
-                too_expensive: true,
-                line: None,
-                message: format!(
+            return Err(TemplateError::too_expensive(
+                &self.name,
+                None,
+                format!(
                     "an input would be larger than {MAX_INPUT_BYTES} bytes; check the template's loops"
                 ),
-                excerpt: None,
-            });
+            ));
         }
         rendered.map_err(|e| {
             if e.kind() == minijinja::ErrorKind::OutOfFuel {
-                return TemplateError {
-                    template: self.name.clone(),
-                    too_expensive: true,
-                    line: e.line(),
-                    message: format!(
+                return TemplateError::too_expensive(
+                    &self.name,
+                    e.line(),
+                    format!(
                         "rendering one input took more than {FUEL_PER_INPUT} steps; check the template's loops"
                     ),
-                    excerpt: None,
-                };
+                );
             }
             template_error(&self.name, template.source(), &e)
         })?;

@@ -731,3 +731,27 @@ fn a_retry_delay_past_the_end_of_time_never_panics() {
         }
     );
 }
+
+#[test]
+fn the_inputs_digest_is_wanted_only_where_a_pass_may_start_or_fail_to() {
+    use simseries::reconcile::uses_inputs;
+    let mut d = Driver::new(spec(&[]));
+    assert!(uses_inputs(&d.status, 1, None), "no pass yet");
+    d.step(t0(), Event::Resumed);
+    assert!(uses_inputs(&d.status, 1, None), "planning may still fail");
+    d.submit_all();
+    assert!(
+        !uses_inputs(&d.status, 1, None),
+        "a running pass needs none"
+    );
+    let mut failed = Driver::new(spec(&[]));
+    fail_planning(&mut failed, t0(), "TemplateError");
+    assert!(
+        uses_inputs(&failed.status, 1, None),
+        "a failed start may restart"
+    );
+    assert!(
+        uses_inputs(&failed.status, 2, None),
+        "a new generation starts a pass"
+    );
+}

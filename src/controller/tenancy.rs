@@ -15,7 +15,7 @@
 //! A series outside its grants is refused with reason `NotAllowed`, naming the field and the
 //! grants; the pass is tried again on a backoff, so a new grant lets it run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -89,7 +89,7 @@ impl Tenancy {
     }
 }
 
-fn read_grants(path: &PathBuf) -> Result<Grants, Failure> {
+fn read_grants(path: &Path) -> Result<Grants, Failure> {
     let unavailable = |why: String| {
         Failure::transient(
             "TenancyUnavailable",

@@ -212,12 +212,7 @@ impl LocalExecutor {
             if path.extension().is_none_or(|e| e != "pid") {
                 continue;
             }
-            let files = ChildFiles {
-                log: path.with_extension("log"),
-                exit: path.with_extension("exit"),
-                pid: path.clone(),
-            };
-            let Some(pid) = files.live_pid() else {
+            let Some(pid) = ChildFiles::at(path.with_extension("")).live_pid() else {
                 continue;
             };
             let permit = self.slots.clone().try_acquire_owned().ok();
@@ -398,7 +393,11 @@ struct ChildFiles {
 
 impl ChildFiles {
     fn new(dir: &Path, file_set_name: &str, index: usize) -> Self {
-        let base = dir.join(format!("{file_set_name}_{index}"));
+        Self::at(dir.join(format!("{file_set_name}_{index}")))
+    }
+
+    /// The files of the child whose files are named `{base}.log`, `.exit` and `.pid`.
+    fn at(base: PathBuf) -> Self {
         ChildFiles {
             log: base.with_extension("log"),
             exit: base.with_extension("exit"),
