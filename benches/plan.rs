@@ -12,15 +12,15 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
-use simseries::inputs::render_inputs;
-use simseries::layout::Date;
-use simseries::manifest::Completeness;
-use simseries::plan::plan;
-use simseries::spec::{
+use simseries::model::layout::Date;
+use simseries::model::spec::{
     Condition, Context, ManifestSource, Parameters, Series, SimulationSeriesSpec,
 };
-use simseries::template::Template;
-use simseries::validate::validate;
+use simseries::model::validate::validate;
+use simseries::planning::inputs::render_inputs;
+use simseries::planning::manifest::Completeness;
+use simseries::planning::plan::plan;
+use simseries::planning::template::Template;
 
 const CONDITIONS: usize = 1000;
 const SEEDS: u32 = 1000;

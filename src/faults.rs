@@ -5,7 +5,7 @@
 //! With it, `FAILPOINTS="after-submit=return"` makes the process die at that point at once,
 //! without running destructors, as `kill -9` would; `FAILPOINTS="storage-write=3*off->return"`
 //! dies at the fourth write. Both drivers (the local runner and the controller) pass through
-//! the same points, since both act through [`crate::act::Actor`].
+//! the same points, since both act through [`crate::pass::act::Actor`].
 
 /// Exit code of a process that died at a crash point.
 pub const CRASH_EXIT_CODE: i32 = 86;

@@ -3,13 +3,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use simseries::layout::Date;
-use simseries::prepare::{Locations, Stores, prepare};
-use simseries::report::{PlanDocument, plan_table};
-use simseries::runner::{self, RunOptions, RunOutcome};
-use simseries::status::Phase;
+use simseries::cli::plan_report::{PlanDocument, plan_table};
+use simseries::cli::run::{self, RunOptions, RunOutcome};
+use simseries::model::layout::Date;
+use simseries::model::status::Phase;
+use simseries::model::{crd, specfile};
+use simseries::planning::prepare::{Locations, Stores, prepare};
 use simseries::storage::{LocalStorage, S3Options, Storage, write_all};
-use simseries::{crd, specfile};
 use std::io::IsTerminal;
 
 /// Declarative parameter sweeps of containerized simulation models on AWS Batch.
@@ -135,7 +135,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<ExitCode, String> {
+/// The binary's edge: every error ends here as a message and an exit code.
+type Failed = Box<dyn std::error::Error>;
+
+async fn run(cli: Cli) -> Result<ExitCode, Failed> {
     let s3 = S3Options {
         force_path_style: cli.s3_path_style,
         fallback_region: None,
@@ -179,7 +182,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             dry_run: false,
             date,
         } => {
-            let outcome = runner::run(RunOptions {
+            let outcome = run::run(RunOptions {
                 file,
                 rerun,
                 s3,
@@ -211,19 +214,17 @@ async fn plan(
     output: Output,
     date: Option<Date>,
     s3: S3Options,
-) -> Result<ExitCode, String> {
-    let series = specfile::read(file).map_err(|e| e.to_string())?;
+) -> Result<ExitCode, Failed> {
+    let series = specfile::read(file)?;
     let spec = &series.resource.spec;
-    let locations = Locations::resolve(spec, Some(&series.folder)).map_err(|e| e.to_string())?;
+    let locations = Locations::resolve(spec, Some(&series.folder))?;
     let s3 = S3Options {
         fallback_region: spec.context.region.clone(),
         ..s3
     };
     let stores = Stores::open(&locations, &s3).await;
     let date = date.unwrap_or_else(Date::today_utc);
-    let prepared = prepare(spec, &stores, date)
-        .await
-        .map_err(|e| e.to_string())?;
+    let prepared = prepare(spec, &stores, date).await?;
     if let Some(dir) = write_inputs {
         write_plan_files(&dir, &prepared).await?;
     }
@@ -231,7 +232,7 @@ async fn plan(
         Output::Table => print!("{}", plan_table(spec, &locations, &prepared)),
         Output::Json => {
             let document = PlanDocument::new(spec, &locations, &prepared);
-            let json = serde_json::to_string_pretty(&document).map_err(|e| e.to_string())?;
+            let json = serde_json::to_string_pretty(&document)?;
             println!("{json}");
         }
     }
@@ -275,7 +276,10 @@ fn report_run(outcome: &RunOutcome) {
         Phase::Failed => eprintln!(
             "error: pass {} could not start: {}",
             pass.number,
-            pass.last_error.clone().unwrap_or_default()
+            pass.last_error
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
         ),
         Phase::Complete if outcome.all_complete => {
             eprintln!(
@@ -293,8 +297,8 @@ fn report_run(outcome: &RunOutcome) {
 /// Writes the rendered inputs and `{name}/{date}/inits.json` under `dir`.
 async fn write_plan_files(
     dir: &std::path::Path,
-    prepared: &simseries::prepare::Prepared,
-) -> Result<(), String> {
+    prepared: &simseries::planning::prepare::Prepared,
+) -> Result<(), Failed> {
     let store = LocalStorage::new(dir.to_path_buf());
     let mut objects: Vec<(String, Vec<u8>)> = prepared
         .inputs
@@ -308,14 +312,12 @@ async fn write_plan_files(
         .flat_map(|g| &g.inits)
         .map(|c| serde_json::json!({"source": c.source, "target": c.target}))
         .collect();
-    let list = serde_json::to_string_pretty(&copies).map_err(|e| e.to_string())?;
+    let list = serde_json::to_string_pretty(&copies)?;
     objects.push((
         format!("{}inits.json", prepared.plan.folder.root()),
         list.into_bytes(),
     ));
-    write_all(&store, objects, simseries::storage::DEFAULT_CONCURRENCY)
-        .await
-        .map_err(|e| e.to_string())?;
+    write_all(&store, objects, simseries::storage::DEFAULT_CONCURRENCY).await?;
     let _ = store.location();
     Ok(())
 }

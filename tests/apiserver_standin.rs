@@ -18,7 +18,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
-use simseries::spec::SimulationSeries;
+use simseries::model::spec::SimulationSeries;
 
 const CRD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/simulationseries.yaml");
 const QUICKSTART: &str = concat!(

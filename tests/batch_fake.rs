@@ -13,12 +13,14 @@ use common::fake_batch::FakeBatch;
 use common::{SERIES, series, temp_dir};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
-use simseries::act::Actor;
 use simseries::executor::batch::{BatchExecutor, BatchSettings};
-use simseries::prepare::{Locations, Stores};
-use simseries::reconcile::{Action, Event, Observation, decide};
-use simseries::spec::SimulationSeriesSpec;
-use simseries::status::{Phase, SimulationSeriesStatus};
+use simseries::model::spec::SimulationSeriesSpec;
+use simseries::model::status::{Phase, SimulationSeriesStatus};
+use simseries::pass::act::Actor;
+use simseries::pass::decide::{Observation, Outcome, Step, decide};
+use simseries::pass::drive::{Drive, Driver, Next, Stopped, drive};
+use simseries::pass::transitions::Transition;
+use simseries::planning::prepare::{Locations, Stores};
 use simseries::storage::S3Options;
 
 struct Harness {
@@ -28,7 +30,7 @@ struct Harness {
     actor: Actor,
     status: SimulationSeriesStatus,
     now: Timestamp,
-    actions: Vec<Action>,
+    actions: Vec<Step>,
 }
 
 const TEMPLATE: &str =
@@ -78,13 +80,17 @@ impl Harness {
         let locations = Locations::resolve(spec, Some(dir)).unwrap();
         let stores = Stores::open(&locations, &S3Options::default()).await;
         let executor = BatchExecutor::new(fake.clone(), BatchSettings::from_spec(spec).unwrap());
-        let mut actor = Actor::new(spec.clone(), locations, stores, Arc::new(executor));
-        actor.date = Some("2024-06-01".parse().unwrap());
-        actor.owner = "test:fake".into();
-        actor
+        Actor::new(
+            spec.clone(),
+            locations,
+            stores,
+            Arc::new(executor),
+            "test:fake".into(),
+        )
+        .with_date(Some("2024-06-01".parse().unwrap()))
     }
 
-    fn decide(&mut self, event: Event) -> Action {
+    fn decide(&mut self, event: Outcome) -> Step {
         let decision = decide(
             &self.spec,
             &self.status,
@@ -93,40 +99,89 @@ impl Harness {
                 generation: 1,
                 rerun: None,
                 inputs: None,
-                event,
+                outcome: event,
             },
         );
         self.status = decision.status;
-        self.actions.push(decision.action.clone());
-        decision.action
+        self.actions.push(decision.step.clone());
+        decision.step
     }
 
     /// Runs until the pass is done; `on_wait(fake, n)` scripts AWS at the n-th wait.
-    async fn run(&mut self, mut on_wait: impl FnMut(&FakeBatch, usize)) {
-        let mut event = Event::Resumed;
-        let mut waits = 0;
-        for _ in 0..1000 {
-            match self.decide(event) {
-                Action::Done => return,
-                Action::Wait { until } => {
-                    assert!(until > self.now, "waits move forward");
-                    self.now = until;
-                    waits += 1;
-                    on_wait(&self.fake, waits);
-                    event = Event::Resumed;
-                }
-                action => event = self.actor.act(&self.status, &action).await,
-            }
-        }
-        panic!("the pass did not end: {:?}", self.actions.last());
+    async fn run(&mut self, on_wait: impl FnMut(&FakeBatch, usize)) {
+        let spec = self.spec.clone();
+        let mut status = std::mem::take(&mut self.status);
+        let mut driver = TestDriver {
+            harness: self,
+            on_wait,
+            waits: 0,
+        };
+        let drove = drive(&spec, &mut status, &mut driver).await;
+        self.status = status;
+        assert_eq!(
+            drove,
+            Ok(Drive {
+                stopped: Stopped::Done,
+                acted: true
+            }),
+            "the pass did not end: {:?}",
+            self.actions.last()
+        );
     }
 
-    fn pass(&self) -> &simseries::status::Pass {
+    fn pass(&self) -> &simseries::model::status::Pass {
         self.status.pass.as_ref().unwrap()
     }
 
-    fn count(&self, pred: impl Fn(&Action) -> bool) -> usize {
+    fn count(&self, pred: impl Fn(&Step) -> bool) -> usize {
         self.actions.iter().filter(|a| pred(a)).count()
+    }
+}
+
+/// The pass's drive loop with the test's clock: a wait moves the clock to its end at once.
+struct TestDriver<'a, F> {
+    harness: &'a mut Harness,
+    on_wait: F,
+    waits: usize,
+}
+
+impl<F: FnMut(&FakeBatch, usize)> Driver for TestDriver<'_, F> {
+    type Error = ();
+
+    fn observe(&mut self, outcome: Outcome) -> Observation {
+        Observation {
+            now: self.harness.now,
+            generation: 1,
+            rerun: None,
+            inputs: None,
+            outcome,
+        }
+    }
+
+    async fn persist(
+        &mut self,
+        _status: &SimulationSeriesStatus,
+        _transitions: &[Transition],
+    ) -> Result<(), ()> {
+        Ok(())
+    }
+
+    async fn perform(&mut self, status: &SimulationSeriesStatus, step: Step) -> Next {
+        let harness = &mut *self.harness;
+        harness.actions.push(step.clone());
+        if harness.actions.len() > 1000 {
+            return Next::Stop(Stopped::Yielded);
+        }
+        match step {
+            Step::Wait { until } => {
+                assert!(until > harness.now, "waits move forward");
+                harness.now = until;
+                self.waits += 1;
+                (self.on_wait)(&harness.fake, self.waits);
+                Next::Continue(Outcome::Resumed)
+            }
+            step => Next::Continue(harness.actor.act(status, &step).await),
+        }
     }
 }
 
@@ -147,16 +202,16 @@ async fn several_polls_then_the_stragglers_are_terminated() {
     // While polling: one DescribeJobs per poll (two parents), no ListJobs beyond the two
     // adoption checks of the submissions; children are listed only at the end.
     assert_eq!(seen, [(0, 2), (1, 2), (2, 2)]);
-    assert_eq!(h.count(|a| *a == Action::Poll), 3, "{:?}", h.actions);
-    let terminate: Vec<&Action> = h
+    assert_eq!(h.count(|a| *a == Step::Poll), 3, "{:?}", h.actions);
+    let terminate: Vec<&Step> = h
         .actions
         .iter()
-        .filter(|a| matches!(a, Action::Terminate { .. }))
+        .filter(|a| matches!(a, Step::Terminate { .. }))
         .collect();
     let g_id = h.pass().groups[0].jobs[0].id.clone().unwrap();
     assert_eq!(
         terminate,
-        [&Action::Terminate {
+        [&Step::Terminate {
             jobs: vec![g_id.clone()]
         }],
         "only the straggler"
@@ -184,18 +239,18 @@ async fn several_polls_then_the_stragglers_are_terminated() {
 #[tokio::test]
 async fn a_crash_between_submit_and_the_status_write_does_not_submit_twice() {
     let mut h = Harness::new("fake-crash", &[]).await;
-    let mut event = Event::Resumed;
+    let mut event = Outcome::Resumed;
     loop {
         match h.decide(event) {
-            Action::Submit { group: 0, job: 0 } => break,
-            Action::Wait { .. } | Action::Done => panic!("no submission"),
+            Step::Submit { group: 0, job: 0 } => break,
+            Step::Wait { .. } | Step::Done => panic!("no submission"),
             action => event = h.actor.act(&h.status, &action).await,
         }
     }
     // The job reaches AWS, then the driver dies before it can record the ID.
     let _lost = h
         .actor
-        .act(&h.status, &Action::Submit { group: 0, job: 0 })
+        .act(&h.status, &Step::Submit { group: 0, job: 0 })
         .await;
     assert_eq!(h.fake.calls("SubmitJob"), 1);
     assert!(
@@ -222,11 +277,11 @@ async fn throttling_backs_off_is_reported_and_loses_nothing() {
     h.fake.state.lock().unwrap().throttle_submits = 1;
     let mut seen_error = None;
     let mut waits = Vec::new();
-    let mut event = Event::Resumed;
+    let mut event = Outcome::Resumed;
     for _ in 0..200 {
         match h.decide(event) {
-            Action::Done => break,
-            Action::Wait { until } => {
+            Step::Done => break,
+            Step::Wait { until } => {
                 waits.push(until.duration_since(h.now));
                 if let Some(error) = &h.pass().last_error {
                     seen_error.get_or_insert(error.clone());
@@ -242,13 +297,13 @@ async fn throttling_backs_off_is_reported_and_loses_nothing() {
                     h.fake.set_all("SUCCEEDED");
                 }
                 h.now = until;
-                event = Event::Resumed;
+                event = Outcome::Resumed;
             }
             action => event = h.actor.act(&h.status, &action).await,
         }
     }
     assert_eq!(h.pass().phase, Phase::Complete, "{:?}", h.actions.last());
-    assert!(seen_error.unwrap().starts_with("Throttled: "));
+    assert!(seen_error.unwrap().to_string().starts_with("Throttled: "));
     let secs: Vec<i64> = waits.iter().map(|w| w.as_secs()).collect();
     // A throttled submit waits 5 s; three throttled polls wait 5, 10, 20 s; polls are 60 s apart.
     assert_eq!(secs, [5, 60, 5, 10, 20], "{secs:?}");

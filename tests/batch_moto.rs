@@ -15,10 +15,10 @@ use simseries::executor::batch::api::SubmitRequest;
 use simseries::executor::batch::aws::AwsBatchApi;
 use simseries::executor::batch::{BatchExecutor, BatchSettings};
 use simseries::executor::{Executor, PassContext};
-use simseries::layout::DatedFolder;
-use simseries::location::Location;
-use simseries::spec::SimulationSeriesSpec;
-use simseries::status::{GroupJobs, JobRecord, Pass, Phase};
+use simseries::model::layout::DatedFolder;
+use simseries::model::location::Location;
+use simseries::model::spec::SimulationSeriesSpec;
+use simseries::model::status::{GroupJobs, JobRecord, JobState, Pass, Phase};
 use simseries::storage::LocalStorage;
 
 /// The test series on `queue`; the user (prefix of definition and job names) is the queue's
@@ -45,8 +45,10 @@ fn context(spec: SimulationSeriesSpec, root: &Path, pass: u32) -> PassContext {
         pass,
         generation: 7,
         owner: "test:batch".into(),
-        working_location: Location::parse("s3://bucket/work", None).unwrap(),
-        working: Arc::new(LocalStorage::new(root.to_path_buf())),
+        working: Arc::new(LocalStorage::standing_in_for(
+            Location::parse("s3://bucket/work", None).unwrap(),
+            root.to_path_buf(),
+        )),
     }
 }
 
@@ -79,7 +81,7 @@ fn pass(groups: Vec<GroupJobs>) -> Pass {
         number: 1,
         generation: 7,
         rerun: None,
-        date: "2024-06-01".into(),
+        date: Some("2024-06-01".parse().unwrap()),
         phase: Phase::Running,
         started_at: None,
         finished_at: None,
@@ -303,7 +305,7 @@ async fn array_and_plain_jobs_follow_the_contract() {
     recorded[0].id = Some(array.clone());
     recorded[1].id = Some(plain.clone());
     let observed = s.executor.poll(&ctx, &recorded).await.unwrap();
-    assert_eq!(observed[0].state, "SUCCEEDED");
+    assert_eq!(observed[0].state, JobState::Succeeded);
     assert_eq!(observed[0].summary.succeeded, 3);
     assert_eq!(observed[1].summary.succeeded, 1);
 
@@ -313,7 +315,11 @@ async fn array_and_plain_jobs_follow_the_contract() {
         children[2].id.as_deref(),
         Some(format!("{array}:2").as_str())
     );
-    assert!(children.iter().all(|c| c.state == "SUCCEEDED"));
+    assert!(
+        children
+            .iter()
+            .all(|c| c.state == Some(JobState::Succeeded))
+    );
 }
 
 #[tokio::test]
@@ -372,10 +378,13 @@ async fn failed_jobs_are_reported_as_failed() {
         .poll(&ctx, std::slice::from_ref(&record))
         .await
         .unwrap();
-    assert_eq!(observed[0].state, "FAILED");
+    assert_eq!(observed[0].state, JobState::Failed);
     assert_eq!(observed[0].summary.failed, 2);
     let children = s.executor.children(&ctx, &record).await.unwrap();
-    assert!(children.iter().all(|c| c.state == "FAILED"), "{children:?}");
+    assert!(
+        children.iter().all(|c| c.state == Some(JobState::Failed)),
+        "{children:?}"
+    );
 }
 
 #[tokio::test]

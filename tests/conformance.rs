@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use simseries::layout::{self, Date};
-use simseries::prepare::{Locations, Prepared, Stores, prepare};
-use simseries::specfile;
+use simseries::model::layout::{self, Date};
+use simseries::model::specfile;
+use simseries::planning::prepare::{Locations, Prepared, Stores, prepare};
 use simseries::storage::S3Options;
 
 const DATE: &str = "2024-06-01";

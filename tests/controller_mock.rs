@@ -17,13 +17,12 @@ use kube::runtime::events::Reporter;
 use serde_json::{Value, json};
 use simseries::controller::cloud::Cloud;
 use simseries::controller::metrics::Metrics;
-use simseries::controller::reconciler::{Context, FINALIZER, error_policy, reconcile};
+use simseries::controller::reconciler::{FINALIZER, Reconciler, error_policy, reconcile};
 use simseries::controller::tenancy::Tenancy;
-use simseries::executor::Executor;
-use simseries::executor::batch::{BatchExecutor, BatchSettings};
-use simseries::location::Location;
-use simseries::prepare::{Locations, Stores};
-use simseries::spec::{SimulationSeries, SimulationSeriesSpec};
+use simseries::executor::batch::api::BatchApi;
+use simseries::model::location::Location;
+use simseries::model::spec::SimulationSeries;
+use simseries::planning::prepare::{Locations, Stores};
 use simseries::storage::LocalStorage;
 use tower_test::mock::{Handle, pair};
 
@@ -42,7 +41,10 @@ impl Cloud for TestCloud {
             let Location::S3 { bucket, prefix } = location else {
                 panic!("the controller only uses S3 locations")
             };
-            Arc::new(LocalStorage::new(self.root.join(bucket).join(prefix)))
+            Arc::new(LocalStorage::standing_in_for(
+                location.clone(),
+                self.root.join(bucket).join(prefix),
+            ))
         };
         Stores {
             working: local(&locations.working),
@@ -51,11 +53,8 @@ impl Cloud for TestCloud {
         }
     }
 
-    fn executor(&self, spec: &SimulationSeriesSpec) -> Arc<dyn Executor> {
-        Arc::new(BatchExecutor::new(
-            self.fake.clone(),
-            BatchSettings::from_spec(spec).unwrap(),
-        ))
+    fn batch(&self, _region: Option<&str>) -> Arc<dyn BatchApi> {
+        self.fake.clone()
     }
 }
 
@@ -85,7 +84,7 @@ fn with_finalizer(value: &mut Value) {
 }
 
 struct Setup {
-    ctx: Arc<Context>,
+    ctx: Arc<Reconciler>,
     fake: Arc<FakeBatch>,
     handle: Handle<Request<Body>, Response<Body>>,
     root: PathBuf,
@@ -110,7 +109,7 @@ fn setup(name: &str) -> Setup {
         controller: "simseries".into(),
         instance: Some("test".into()),
     };
-    let ctx = Arc::new(Context::new(
+    let ctx = Arc::new(Reconciler::new(
         client,
         reporter,
         Arc::new(Metrics::default()),

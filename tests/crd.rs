@@ -7,7 +7,7 @@ const CRD_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/simulationseri
 #[test]
 fn crd_file_matches_the_types() {
     let on_disk = std::fs::read_to_string(CRD_FILE).expect("crds/simulationseries.yaml exists");
-    let generated = simseries::crd::crd_yaml();
+    let generated = simseries::model::crd::crd_yaml();
     assert!(
         on_disk == generated,
         "crds/simulationseries.yaml is out of date; regenerate it with\n  cargo run -- crd > crds/simulationseries.yaml"
@@ -23,12 +23,12 @@ fn the_binary_prints_the_same_crd() {
     assert!(output.status.success());
     assert_eq!(
         String::from_utf8(output.stdout).unwrap(),
-        simseries::crd::crd_yaml()
+        simseries::model::crd::crd_yaml()
     );
 }
 
 fn schema() -> Value {
-    let crd: Value = serde_yaml_ng::from_str(&simseries::crd::crd_yaml()).unwrap();
+    let crd: Value = serde_yaml_ng::from_str(&simseries::model::crd::crd_yaml()).unwrap();
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
 }
 
@@ -107,7 +107,7 @@ fn schema_rejects_what_it_can() {
 
 #[test]
 fn printer_columns_show_progress() {
-    let crd: Value = serde_yaml_ng::from_str(&simseries::crd::crd_yaml()).unwrap();
+    let crd: Value = serde_yaml_ng::from_str(&simseries::model::crd::crd_yaml()).unwrap();
     let version = &crd["spec"]["versions"][0];
     let columns: Vec<(String, String)> = version["additionalPrinterColumns"]
         .as_array()

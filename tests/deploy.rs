@@ -42,7 +42,7 @@ fn normalized(value: &Value) -> Value {
 #[test]
 fn the_crd_installed_is_the_generated_one() {
     let docs = rendered();
-    let crd: Value = serde_yaml_ng::from_str(&simseries::crd::crd_yaml()).unwrap();
+    let crd: Value = serde_yaml_ng::from_str(&simseries::model::crd::crd_yaml()).unwrap();
     assert!(
         normalized(find(&docs, "CustomResourceDefinition")) == normalized(&crd),
         "deploy/ does not install crds/simulationseries.yaml as generated"

@@ -3,10 +3,10 @@
 mod common;
 
 use common::{SERIES, manifest, series};
-use simseries::layout::Date;
-use simseries::manifest::Completeness;
-use simseries::plan::{Input, Plan, SeedRange, plan};
-use simseries::validate::validate;
+use simseries::model::layout::Date;
+use simseries::model::validate::validate;
+use simseries::planning::manifest::Completeness;
+use simseries::planning::plan::{Input, Plan, SeedRange, plan};
 
 fn date() -> Date {
     "2024-02-29".parse().unwrap()

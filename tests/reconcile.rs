@@ -4,13 +4,14 @@ mod common;
 
 use common::{SERIES, series};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use simseries::executor::Definition;
-use simseries::reconcile::{
-    Action, Decision, Event, Failure, GroupLogs, JobObservation, Observation, PlanOutcome,
-    PlannedGroup, PlannedJobRecord, decide,
+use simseries::model::outcome::{
+    Definition, Failure, GroupLogs, JobObservation, PlanOutcome, PlannedGroup, PlannedJobRecord,
 };
-use simseries::spec::SimulationSeriesSpec;
-use simseries::status::{LogRecord, Phase, RunCounts, SimulationSeriesStatus, StatusSummary};
+use simseries::model::spec::SimulationSeriesSpec;
+use simseries::model::status::{
+    JobState, LogRecord, Phase, RunCounts, SimulationSeriesStatus, StatusSummary,
+};
+use simseries::pass::decide::{Decision, Observation, Outcome, Step, decide};
 
 fn spec(edit: &[(&str, &str)]) -> SimulationSeriesSpec {
     let mut yaml = SERIES.replace("retries: 1, retryDelay: 5", "retries: 3, retryDelay: 60");
@@ -49,8 +50,8 @@ impl Driver {
         }
     }
 
-    fn step(&mut self, now: Timestamp, event: Event) -> Action {
-        let Decision { status, action } = decide(
+    fn step(&mut self, now: Timestamp, event: Outcome) -> Step {
+        let Decision { status, step } = decide(
             &self.spec,
             &self.status,
             &Observation {
@@ -58,11 +59,11 @@ impl Driver {
                 generation: self.generation,
                 rerun: self.rerun.clone(),
                 inputs: self.inputs.clone(),
-                event,
+                outcome: event,
             },
         );
         self.status = status;
-        action
+        step
     }
 
     fn phase(&self) -> Phase {
@@ -81,72 +82,72 @@ impl Driver {
 
     /// Plans two groups (two jobs in the first), writes, copies, registers and submits.
     fn submit_all(&mut self) {
-        assert_eq!(self.submit_all_then(), Action::Wait { until: at(60) });
+        assert_eq!(self.submit_all_then(), Step::Wait { until: at(60) });
         assert_eq!(self.phase(), Phase::Running);
         assert_eq!(self.status.active_jobs, 3);
     }
 
     /// The steps of [`Driver::submit_all`]; the action after the last submission.
-    fn submit_all_then(&mut self) -> Action {
-        assert_eq!(self.step(t0(), Event::Resumed), Action::Plan);
+    fn submit_all_then(&mut self) -> Step {
+        assert_eq!(self.step(t0(), Outcome::Resumed), Step::Plan);
         assert_eq!(
-            self.step(t0(), Event::Planned(Ok(outcome()))),
-            Action::WriteInputs
+            self.step(t0(), Outcome::Planned(Ok(outcome()))),
+            Step::WriteInputs
         );
         assert_eq!(
-            self.step(t0(), Event::InputsWritten(Ok(()))),
-            Action::CopyInits
+            self.step(t0(), Outcome::InputsWritten(Ok(()))),
+            Step::CopyInits
         );
         assert_eq!(
-            self.step(t0(), Event::InitsCopied(Ok(()))),
-            Action::Register { group: 0 }
+            self.step(t0(), Outcome::InitsCopied(Ok(()))),
+            Step::Register { group: 0 }
         );
         assert_eq!(self.phase(), Phase::Submitting);
         assert_eq!(
             self.step(
                 t0(),
-                Event::Registered {
+                Outcome::Registered {
                     group: 0,
                     result: Ok(definition("def-g"))
                 }
             ),
-            Action::Submit { group: 0, job: 0 }
+            Step::Submit { group: 0, job: 0 }
         );
         assert_eq!(
             self.step(
                 t0(),
-                Event::Submitted {
+                Outcome::Submitted {
                     group: 0,
                     job: 0,
                     result: Ok("id-1".into())
                 }
             ),
-            Action::Submit { group: 0, job: 1 }
+            Step::Submit { group: 0, job: 1 }
         );
         assert_eq!(
             self.step(
                 t0(),
-                Event::Submitted {
+                Outcome::Submitted {
                     group: 0,
                     job: 1,
                     result: Ok("id-2".into())
                 }
             ),
-            Action::Register { group: 1 }
+            Step::Register { group: 1 }
         );
         assert_eq!(
             self.step(
                 t0(),
-                Event::Registered {
+                Outcome::Registered {
                     group: 1,
                     result: Ok(definition("def-h"))
                 }
             ),
-            Action::Submit { group: 1, job: 0 }
+            Step::Submit { group: 1, job: 0 }
         );
         self.step(
             t0(),
-            Event::Submitted {
+            Outcome::Submitted {
                 group: 1,
                 job: 0,
                 result: Ok("id-3".into()),
@@ -173,7 +174,7 @@ fn job(name: &str, size: u32) -> PlannedJobRecord {
 
 fn outcome() -> PlanOutcome {
     PlanOutcome {
-        date: "2024-06-01".into(),
+        date: "2024-06-01".parse().unwrap(),
         counts: RunCounts {
             total: 12,
             complete: 4,
@@ -199,7 +200,7 @@ fn outcome() -> PlanOutcome {
 fn observed(id: &str, state: &str, succeeded: u32, failed: u32, running: u32) -> JobObservation {
     JobObservation {
         id: id.into(),
-        state: state.into(),
+        state: state.parse().unwrap(),
         summary: StatusSummary {
             succeeded,
             failed,
@@ -209,16 +210,16 @@ fn observed(id: &str, state: &str, succeeded: u32, failed: u32, running: u32) ->
     }
 }
 
-fn all_running() -> Event {
-    Event::Polled(Ok(vec![
+fn all_running() -> Outcome {
+    Outcome::Polled(Ok(vec![
         observed("id-1", "RUNNING", 1, 0, 2),
         observed("id-2", "RUNNING", 0, 0, 1),
         observed("id-3", "RUNNABLE", 0, 0, 0),
     ]))
 }
 
-fn logs() -> Event {
-    Event::LogsCollected(Ok(vec![GroupLogs {
+fn logs() -> Outcome {
+    Outcome::LogsCollected(Ok(vec![GroupLogs {
         group: "G".into(),
         record: LogRecord {
             folder: "S/2024-06-01/logs/".into(),
@@ -228,8 +229,8 @@ fn logs() -> Event {
     }]))
 }
 
-fn recounted(complete: u64) -> Event {
-    Event::Recounted(Ok(RunCounts {
+fn recounted(complete: u64) -> Outcome {
+    Outcome::Recounted(Ok(RunCounts {
         total: 12,
         complete,
         missing: 12 - complete,
@@ -240,7 +241,7 @@ fn recounted(complete: u64) -> Event {
 #[test]
 fn a_new_series_starts_a_pass_by_planning() {
     let mut d = Driver::new(spec(&[]));
-    assert_eq!(d.step(t0(), Event::Resumed), Action::Plan);
+    assert_eq!(d.step(t0(), Outcome::Resumed), Step::Plan);
     let pass = d.status.pass.as_ref().unwrap();
     assert_eq!(
         (pass.number, pass.generation, pass.phase),
@@ -255,7 +256,7 @@ fn a_new_series_starts_a_pass_by_planning() {
 #[test]
 fn nothing_missing_completes_without_submitting() {
     let mut d = Driver::new(spec(&[]));
-    d.step(t0(), Event::Resumed);
+    d.step(t0(), Outcome::Resumed);
     let nothing = PlanOutcome {
         groups: vec![PlannedGroup {
             group: "G".into(),
@@ -270,14 +271,14 @@ fn nothing_missing_completes_without_submitting() {
         },
         ..outcome()
     };
-    assert_eq!(d.step(t0(), Event::Planned(Ok(nothing))), Action::Done);
+    assert_eq!(d.step(t0(), Outcome::Planned(Ok(nothing))), Step::Done);
     assert_eq!(d.phase(), Phase::Complete);
     assert_eq!(d.status.progress.as_deref(), Some("12/12"));
     assert_eq!(d.condition("Ready"), ("True".into(), "PassComplete".into()));
     assert_eq!(d.condition("Reconciling").0, "False");
     // And a finished pass is never repeated: no action, status unchanged.
     let before = d.status.clone();
-    assert_eq!(d.step(at(3600), Event::Resumed), Action::Done);
+    assert_eq!(d.step(at(3600), Outcome::Resumed), Step::Done);
     assert_eq!(d.status, before);
 }
 
@@ -287,30 +288,27 @@ fn the_full_lifecycle_with_stragglers_terminated() {
     d.submit_all();
     // Not yet time to poll.
     assert_eq!(
-        d.step(at(30), Event::Resumed),
-        Action::Wait { until: at(60) }
+        d.step(at(30), Outcome::Resumed),
+        Step::Wait { until: at(60) }
     );
-    assert_eq!(d.step(at(60), Event::Resumed), Action::Poll);
-    assert_eq!(
-        d.step(at(60), all_running()),
-        Action::Wait { until: at(120) }
-    );
+    assert_eq!(d.step(at(60), Outcome::Resumed), Step::Poll);
+    assert_eq!(d.step(at(60), all_running()), Step::Wait { until: at(120) });
     assert_eq!(d.status.attempts, 1);
-    assert_eq!(d.step(at(120), Event::Resumed), Action::Poll);
+    assert_eq!(d.step(at(120), Outcome::Resumed), Step::Poll);
     assert_eq!(
         d.step(at(120), all_running()),
-        Action::Wait { until: at(180) }
+        Step::Wait { until: at(180) }
     );
-    assert_eq!(d.step(at(180), Event::Resumed), Action::Poll);
+    assert_eq!(d.step(at(180), Outcome::Resumed), Step::Poll);
     // Third and last poll (retries: 3): id-2 finished, the others still run.
-    let last = Event::Polled(Ok(vec![
+    let last = Outcome::Polled(Ok(vec![
         observed("id-1", "RUNNING", 2, 0, 1),
         observed("id-2", "SUCCEEDED", 1, 0, 0),
         observed("id-3", "RUNNING", 0, 0, 2),
     ]));
     assert_eq!(
         d.step(at(180), last),
-        Action::Terminate {
+        Step::Terminate {
             jobs: vec!["id-1".into(), "id-3".into()]
         }
     );
@@ -319,18 +317,18 @@ fn the_full_lifecycle_with_stragglers_terminated() {
     assert_eq!(
         d.step(
             at(181),
-            Event::Terminated(Ok(vec!["id-1".into(), "id-3".into()]))
+            Outcome::Terminated(Ok(vec!["id-1".into(), "id-3".into()]))
         ),
-        Action::CollectLogs
+        Step::CollectLogs
     );
     assert_eq!(d.phase(), Phase::CollectingLogs);
     assert_eq!(d.status.active_jobs, 0);
-    assert_eq!(d.step(at(182), logs()), Action::Clean);
+    assert_eq!(d.step(at(182), logs()), Step::Clean);
     assert_eq!(d.phase(), Phase::Cleaning);
     let g = &d.status.pass.as_ref().unwrap().groups[0];
     assert_eq!(g.logs.as_ref().unwrap().count, 4);
-    assert_eq!(d.step(at(183), Event::Cleaned(Ok(()))), Action::Recount);
-    assert_eq!(d.step(at(184), recounted(7)), Action::Done);
+    assert_eq!(d.step(at(183), Outcome::Cleaned(Ok(()))), Step::Recount);
+    assert_eq!(d.step(at(184), recounted(7)), Step::Done);
     assert_eq!(d.phase(), Phase::Incomplete);
     assert_eq!(d.status.progress.as_deref(), Some("7/12"));
     let (stalled, reason) = d.condition("Stalled");
@@ -348,8 +346,8 @@ fn without_terminate_jobs_stragglers_are_left_running() {
         ("seedsPerJob: 2", "seedsPerJob: 2, terminateJobs: false"),
     ]));
     d.submit_all();
-    d.step(at(60), Event::Resumed);
-    assert_eq!(d.step(at(60), all_running()), Action::CollectLogs);
+    d.step(at(60), Outcome::Resumed);
+    assert_eq!(d.step(at(60), all_running()), Step::CollectLogs);
     let pass = d.status.pass.as_ref().unwrap();
     assert!(
         pass.groups
@@ -357,8 +355,8 @@ fn without_terminate_jobs_stragglers_are_left_running() {
             .flat_map(|g| &g.jobs)
             .all(|j| !j.terminated)
     );
-    assert_eq!(d.step(at(61), logs()), Action::Clean);
-    d.step(at(62), Event::Cleaned(Ok(())));
+    assert_eq!(d.step(at(61), logs()), Step::Clean);
+    d.step(at(62), Outcome::Cleaned(Ok(())));
     d.step(at(63), recounted(4));
     assert_eq!(d.phase(), Phase::Incomplete);
 }
@@ -370,14 +368,14 @@ fn logs_and_cleaning_can_be_switched_off() {
         "seedsPerJob: 2, saveLogs: false, cleanJobs: false",
     )]));
     d.submit_all();
-    d.step(at(60), Event::Resumed);
-    let done = Event::Polled(Ok(vec![
+    d.step(at(60), Outcome::Resumed);
+    let done = Outcome::Polled(Ok(vec![
         observed("id-1", "SUCCEEDED", 3, 0, 0),
         observed("id-2", "SUCCEEDED", 1, 0, 0),
         observed("id-3", "SUCCEEDED", 2, 0, 0),
     ]));
-    assert_eq!(d.step(at(60), done), Action::Recount);
-    assert_eq!(d.step(at(61), recounted(12)), Action::Done);
+    assert_eq!(d.step(at(60), done), Step::Recount);
+    assert_eq!(d.step(at(61), recounted(12)), Step::Done);
     assert_eq!(d.phase(), Phase::Complete);
     assert!(
         d.status
@@ -396,14 +394,14 @@ fn logs_and_cleaning_can_be_switched_off() {
         "seedsPerJob: 2, cleanJobs: false",
     )]));
     d.submit_all();
-    d.step(at(60), Event::Resumed);
-    let done = Event::Polled(Ok(vec![
+    d.step(at(60), Outcome::Resumed);
+    let done = Outcome::Polled(Ok(vec![
         observed("id-1", "SUCCEEDED", 3, 0, 0),
         observed("id-2", "FAILED", 0, 1, 0),
         observed("id-3", "SUCCEEDED", 2, 0, 0),
     ]));
-    assert_eq!(d.step(at(60), done), Action::CollectLogs);
-    assert_eq!(d.step(at(61), logs()), Action::Recount);
+    assert_eq!(d.step(at(60), done), Step::CollectLogs);
+    assert_eq!(d.step(at(61), logs()), Step::Recount);
     d.step(at(62), recounted(10));
     assert_eq!(
         d.phase(),
@@ -416,13 +414,13 @@ fn logs_and_cleaning_can_be_switched_off() {
 fn a_pass_ends_as_soon_as_every_job_finished() {
     let mut d = Driver::new(spec(&[("retries: 3", "retries: 50")]));
     d.submit_all();
-    d.step(at(60), Event::Resumed);
-    let done = Event::Polled(Ok(vec![
+    d.step(at(60), Outcome::Resumed);
+    let done = Outcome::Polled(Ok(vec![
         observed("id-1", "SUCCEEDED", 3, 0, 0),
         observed("id-2", "SUCCEEDED", 1, 0, 0),
         observed("id-3", "SUCCEEDED", 2, 0, 0),
     ]));
-    assert_eq!(d.step(at(60), done), Action::CollectLogs);
+    assert_eq!(d.step(at(60), done), Step::CollectLogs);
     assert_eq!(d.status.attempts, 1, "49 retries left unused");
 }
 
@@ -430,10 +428,10 @@ fn a_pass_ends_as_soon_as_every_job_finished() {
 fn zero_retries_still_poll_once() {
     let mut d = Driver::new(spec(&[("retries: 3", "retries: 0")]));
     d.submit_all();
-    assert_eq!(d.step(at(60), Event::Resumed), Action::Poll);
+    assert_eq!(d.step(at(60), Outcome::Resumed), Step::Poll);
     assert!(matches!(
         d.step(at(60), all_running()),
-        Action::Terminate { .. }
+        Step::Terminate { .. }
     ));
 }
 
@@ -443,20 +441,20 @@ fn a_new_generation_starts_a_new_pass_only_after_the_active_one() {
     d.submit_all();
     d.generation = 2;
     // The active pass goes on.
-    assert_eq!(d.step(at(60), Event::Resumed), Action::Poll);
+    assert_eq!(d.step(at(60), Outcome::Resumed), Step::Poll);
     assert_eq!(d.status.pass.as_ref().unwrap().number, 1);
-    let done = Event::Polled(Ok(vec![
+    let done = Outcome::Polled(Ok(vec![
         observed("id-1", "SUCCEEDED", 3, 0, 0),
         observed("id-2", "SUCCEEDED", 1, 0, 0),
         observed("id-3", "SUCCEEDED", 2, 0, 0),
     ]));
     d.step(at(60), done);
     d.step(at(61), logs());
-    d.step(at(62), Event::Cleaned(Ok(())));
-    assert_eq!(d.step(at(63), recounted(12)), Action::Done);
+    d.step(at(62), Outcome::Cleaned(Ok(())));
+    assert_eq!(d.step(at(63), recounted(12)), Step::Done);
     assert_eq!(d.status.observed_generation, Some(1));
     // Then the next step starts pass 2 for generation 2.
-    assert_eq!(d.step(at(64), Event::Resumed), Action::Plan);
+    assert_eq!(d.step(at(64), Outcome::Resumed), Step::Plan);
     let pass = d.status.pass.as_ref().unwrap();
     assert_eq!((pass.number, pass.generation), (2, 2));
     assert_eq!(d.status.observed_generation, Some(2));
@@ -465,18 +463,18 @@ fn a_new_generation_starts_a_new_pass_only_after_the_active_one() {
 #[test]
 fn a_changed_rerun_value_starts_a_new_pass() {
     let mut d = Driver::new(spec(&[]));
-    d.step(t0(), Event::Resumed);
+    d.step(t0(), Outcome::Resumed);
     // A spec problem: only a spec change or a rerun starts a new pass.
     d.step(
         t0(),
-        Event::Planned(Err(Failure::permanent(
+        Outcome::Planned(Err(Failure::permanent(
             "InvalidSpec",
             "spec.series.seeds: no seeds",
         ))),
     );
-    assert_eq!(d.step(at(10), Event::Resumed), Action::Done);
+    assert_eq!(d.step(at(10), Outcome::Resumed), Step::Done);
     d.rerun = Some("1".into());
-    assert_eq!(d.step(at(20), Event::Resumed), Action::Plan);
+    assert_eq!(d.step(at(20), Outcome::Resumed), Step::Plan);
     let pass = d.status.pass.as_ref().unwrap();
     assert_eq!((pass.number, pass.rerun.as_deref()), (2, Some("1")));
 }
@@ -484,15 +482,15 @@ fn a_changed_rerun_value_starts_a_new_pass() {
 #[test]
 fn a_pass_that_cannot_start_fails_with_the_reason() {
     let mut d = Driver::new(spec(&[]));
-    d.step(t0(), Event::Resumed);
+    d.step(t0(), Outcome::Resumed);
     let action = d.step(
         t0(),
-        Event::Planned(Err(Failure::permanent(
+        Outcome::Planned(Err(Failure::permanent(
             "TemplateError",
             "template t.xml line 3: undefined value",
         ))),
     );
-    assert_eq!(action, Action::Done);
+    assert_eq!(action, Step::Done);
     assert_eq!(d.phase(), Phase::Failed);
     let stalled = d
         .status
@@ -512,12 +510,12 @@ fn a_pass_that_cannot_start_fails_with_the_reason() {
 }
 
 fn fail_planning(d: &mut Driver, now: Timestamp, reason: &str) {
-    assert_eq!(d.step(now, Event::Resumed), Action::Plan);
+    assert_eq!(d.step(now, Outcome::Resumed), Step::Plan);
     let action = d.step(
         now,
-        Event::Planned(Err(Failure::permanent(reason, "what went wrong"))),
+        Outcome::Planned(Err(Failure::permanent(reason, "what went wrong"))),
     );
-    assert_eq!(action, Action::Done);
+    assert_eq!(action, Step::Done);
     assert_eq!(d.phase(), Phase::Failed);
 }
 
@@ -528,11 +526,11 @@ fn a_failed_start_starts_again_locally_once_its_inputs_change() {
     fail_planning(&mut d, t0(), "TemplateError");
     // Unchanged inputs: nothing to do, and nothing written.
     let before = d.status.clone();
-    assert_eq!(d.step(at(3600 * 24), Event::Resumed), Action::Done);
+    assert_eq!(d.step(at(3600 * 24), Outcome::Resumed), Step::Done);
     assert_eq!(d.status, before);
     // The template was fixed: a new pass of the same generation, without a rerun.
     d.inputs = Some("template-v2".into());
-    assert_eq!(d.step(at(10), Event::Resumed), Action::Plan);
+    assert_eq!(d.step(at(10), Outcome::Resumed), Step::Plan);
     let pass = d.status.pass.as_ref().unwrap();
     assert_eq!((pass.number, pass.failed_starts), (2, 1));
     assert_eq!(pass.inputs.as_deref(), Some("template-v2"));
@@ -549,8 +547,8 @@ fn a_failed_start_is_retried_on_a_doubling_backoff_in_the_cluster() {
         let before = d.status.clone();
         let until = now + SignedDuration::from_secs(wait);
         assert_eq!(
-            d.step(now + SignedDuration::from_secs(1), Event::Resumed),
-            Action::Wait { until }
+            d.step(now + SignedDuration::from_secs(1), Outcome::Resumed),
+            Step::Wait { until }
         );
         assert_eq!(d.status, before, "no write while waiting");
         now = until;
@@ -559,12 +557,12 @@ fn a_failed_start_is_retried_on_a_doubling_backoff_in_the_cluster() {
     assert_eq!(d.status.pass.as_ref().unwrap().failed_starts, 8);
     // Once the cause is gone, the pass runs.
     assert_eq!(
-        d.step(now + SignedDuration::from_secs(3600), Event::Resumed),
-        Action::Plan
+        d.step(now + SignedDuration::from_secs(3600), Outcome::Resumed),
+        Step::Plan
     );
     assert_eq!(
-        d.step(now, Event::Planned(Ok(outcome()))),
-        Action::WriteInputs
+        d.step(now, Outcome::Planned(Ok(outcome()))),
+        Step::WriteInputs
     );
 }
 
@@ -572,31 +570,31 @@ fn a_failed_start_is_retried_on_a_doubling_backoff_in_the_cluster() {
 fn an_invalid_spec_waits_for_a_spec_change() {
     let mut d = Driver::new(spec(&[]));
     fail_planning(&mut d, t0(), "InvalidSpec");
-    assert_eq!(d.step(at(100_000), Event::Resumed), Action::Done);
+    assert_eq!(d.step(at(100_000), Outcome::Resumed), Step::Done);
     d.inputs = Some("changed".into());
-    assert_eq!(d.step(at(100_001), Event::Resumed), Action::Done);
+    assert_eq!(d.step(at(100_001), Outcome::Resumed), Step::Done);
     d.generation = 2;
-    assert_eq!(d.step(at(100_002), Event::Resumed), Action::Plan);
+    assert_eq!(d.step(at(100_002), Outcome::Resumed), Step::Plan);
 }
 
 #[test]
 fn transient_failures_back_off_and_recover() {
     let mut d = Driver::new(spec(&[]));
     d.submit_all();
-    d.step(at(60), Event::Resumed);
+    d.step(at(60), Outcome::Resumed);
     let throttled = || {
-        Event::Polled(Err(Failure::transient(
+        Outcome::Polled(Err(Failure::transient(
             "Throttled",
             "TooManyRequestsException",
         )))
     };
-    assert_eq!(d.step(at(60), throttled()), Action::Wait { until: at(65) });
+    assert_eq!(d.step(at(60), throttled()), Step::Wait { until: at(65) });
     assert_eq!(
-        d.step(at(62), Event::Resumed),
-        Action::Wait { until: at(65) }
+        d.step(at(62), Outcome::Resumed),
+        Step::Wait { until: at(65) }
     );
-    assert_eq!(d.step(at(65), Event::Resumed), Action::Poll);
-    assert_eq!(d.step(at(65), throttled()), Action::Wait { until: at(75) });
+    assert_eq!(d.step(at(65), Outcome::Resumed), Step::Poll);
+    assert_eq!(d.step(at(65), throttled()), Step::Wait { until: at(75) });
     let pass = d.status.pass.as_ref().unwrap();
     assert_eq!(
         (pass.consecutive_errors, pass.attempts),
@@ -614,34 +612,31 @@ fn transient_failures_back_off_and_recover() {
         "{}",
         reconciling.message
     );
-    assert_eq!(d.step(at(75), Event::Resumed), Action::Poll);
-    assert_eq!(
-        d.step(at(75), all_running()),
-        Action::Wait { until: at(135) }
-    );
+    assert_eq!(d.step(at(75), Outcome::Resumed), Step::Poll);
+    assert_eq!(d.step(at(75), all_running()), Step::Wait { until: at(135) });
     assert_eq!(d.status.pass.as_ref().unwrap().consecutive_errors, 0);
 }
 
 #[test]
 fn a_restart_resubmits_only_what_was_not_recorded() {
     let mut d = Driver::new(spec(&[]));
-    d.step(t0(), Event::Resumed);
-    d.step(t0(), Event::Planned(Ok(outcome())));
+    d.step(t0(), Outcome::Resumed);
+    d.step(t0(), Outcome::Planned(Ok(outcome())));
     // A restart in the middle of planning plans again.
-    assert_eq!(d.step(t0(), Event::Resumed), Action::Plan);
-    d.step(t0(), Event::Planned(Ok(outcome())));
-    d.step(t0(), Event::InputsWritten(Ok(())));
-    d.step(t0(), Event::InitsCopied(Ok(())));
+    assert_eq!(d.step(t0(), Outcome::Resumed), Step::Plan);
+    d.step(t0(), Outcome::Planned(Ok(outcome())));
+    d.step(t0(), Outcome::InputsWritten(Ok(())));
+    d.step(t0(), Outcome::InitsCopied(Ok(())));
     d.step(
         t0(),
-        Event::Registered {
+        Outcome::Registered {
             group: 0,
             result: Ok(definition("def")),
         },
     );
     d.step(
         t0(),
-        Event::Submitted {
+        Outcome::Submitted {
             group: 0,
             job: 0,
             result: Ok("id-1".into()),
@@ -649,8 +644,8 @@ fn a_restart_resubmits_only_what_was_not_recorded() {
     );
     // The driver died before recording job 1: on restart only job 1 is submitted.
     assert_eq!(
-        d.step(at(5), Event::Resumed),
-        Action::Submit { group: 0, job: 1 }
+        d.step(at(5), Outcome::Resumed),
+        Step::Submit { group: 0, job: 1 }
     );
     assert_eq!(
         d.status.pass.as_ref().unwrap().groups[0].jobs[0]
@@ -663,13 +658,13 @@ fn a_restart_resubmits_only_what_was_not_recorded() {
 #[test]
 fn a_job_that_cannot_be_submitted_fails_alone() {
     let mut d = Driver::new(spec(&[]));
-    d.step(t0(), Event::Resumed);
-    d.step(t0(), Event::Planned(Ok(outcome())));
-    d.step(t0(), Event::InputsWritten(Ok(())));
-    d.step(t0(), Event::InitsCopied(Ok(())));
+    d.step(t0(), Outcome::Resumed);
+    d.step(t0(), Outcome::Planned(Ok(outcome())));
+    d.step(t0(), Outcome::InputsWritten(Ok(())));
+    d.step(t0(), Outcome::InitsCopied(Ok(())));
     d.step(
         t0(),
-        Event::Registered {
+        Outcome::Registered {
             group: 0,
             result: Err(Failure::permanent("ClientException", "bad image")),
         },
@@ -678,17 +673,17 @@ fn a_job_that_cannot_be_submitted_fails_alone() {
     assert_eq!(
         d.status.pass.as_ref().unwrap().groups[0].jobs[0]
             .state
-            .as_deref(),
+            .map(JobState::as_str),
         Some("FAILED")
     );
-    let action = d.step(t0(), Event::Resumed);
-    assert_eq!(action, Action::Register { group: 1 });
+    let action = d.step(t0(), Outcome::Resumed);
+    assert_eq!(action, Step::Register { group: 1 });
 }
 
 #[test]
 fn condition_transition_times_change_only_with_their_status() {
     let mut d = Driver::new(spec(&[]));
-    d.step(t0(), Event::Resumed);
+    d.step(t0(), Outcome::Resumed);
     let reconciling = |d: &Driver| {
         d.status
             .conditions
@@ -699,12 +694,12 @@ fn condition_transition_times_change_only_with_their_status() {
             .0
     };
     assert_eq!(reconciling(&d), t0());
-    d.step(at(10), Event::Planned(Ok(outcome())));
-    d.step(at(20), Event::InputsWritten(Ok(())));
+    d.step(at(10), Outcome::Planned(Ok(outcome())));
+    d.step(at(20), Outcome::InputsWritten(Ok(())));
     assert_eq!(reconciling(&d), t0(), "still True: unchanged");
     d.step(
         at(30),
-        Event::InitsCopied(Err(Failure::permanent("AccessDenied", "cannot write"))),
+        Outcome::InitsCopied(Err(Failure::permanent("AccessDenied", "cannot write"))),
     );
     assert_eq!(reconciling(&d), at(30), "now False");
     assert_eq!(d.phase(), Phase::Failed);
@@ -720,13 +715,13 @@ fn a_retry_delay_past_the_end_of_time_never_panics() {
     let action = d.submit_all_then();
     assert_eq!(
         action,
-        Action::Wait {
+        Step::Wait {
             until: Timestamp::MAX
         }
     );
     assert_eq!(
-        d.step(at(1), Event::Resumed),
-        Action::Wait {
+        d.step(at(1), Outcome::Resumed),
+        Step::Wait {
             until: Timestamp::MAX
         }
     );
@@ -734,10 +729,10 @@ fn a_retry_delay_past_the_end_of_time_never_panics() {
 
 #[test]
 fn the_inputs_digest_is_wanted_only_where_a_pass_may_start_or_fail_to() {
-    use simseries::reconcile::uses_inputs;
+    use simseries::pass::decide::uses_inputs;
     let mut d = Driver::new(spec(&[]));
     assert!(uses_inputs(&d.status, 1, None), "no pass yet");
-    d.step(t0(), Event::Resumed);
+    d.step(t0(), Outcome::Resumed);
     assert!(uses_inputs(&d.status, 1, None), "planning may still fail");
     d.submit_all();
     assert!(

@@ -8,7 +8,7 @@ use common::moto::{self, Moto};
 use common::{simseries, temp_dir};
 use futures::TryStreamExt;
 use serde_json::Value;
-use simseries::location::Location;
+use simseries::model::location::Location;
 use simseries::storage::{self, S3Storage, Storage, StorageErrorKind};
 
 fn store(moto: &Moto, bucket: &str, prefix: &str) -> S3Storage {

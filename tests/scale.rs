@@ -5,12 +5,12 @@ mod common;
 
 use common::{SERIES, series};
 use k8s_openapi::jiff::Timestamp;
-use simseries::act::plan_outcome;
-use simseries::manifest::Completeness;
-use simseries::plan::plan;
-use simseries::reconcile::{Event, Observation, decide};
-use simseries::status::SimulationSeriesStatus;
-use simseries::validate::validate;
+use simseries::model::status::{JobState, SimulationSeriesStatus};
+use simseries::model::validate::validate;
+use simseries::pass::act::plan_outcome;
+use simseries::pass::decide::{Observation, Outcome, decide};
+use simseries::planning::manifest::Completeness;
+use simseries::planning::plan::plan;
 
 #[test]
 fn a_million_runs_keep_the_status_under_64_kib() {
@@ -42,14 +42,18 @@ fn a_million_runs_keep_the_status_under_64_kib() {
         generation: 1,
         rerun: None,
         inputs: None,
-        event,
+        outcome: event,
     };
     let started = decide(
         spec,
         &SimulationSeriesStatus::default(),
-        &observe(Event::Resumed),
+        &observe(Outcome::Resumed),
     );
-    let planned = decide(spec, &started.status, &observe(Event::Planned(Ok(outcome))));
+    let planned = decide(
+        spec,
+        &started.status,
+        &observe(Outcome::Planned(Ok(outcome))),
+    );
     let jobs = &planned.status.pass.as_ref().unwrap().groups[0].jobs;
     assert_eq!(jobs.len(), 100);
     assert!(jobs.iter().all(|j| j.array_size == 10_000));
@@ -61,8 +65,8 @@ fn a_million_runs_keep_the_status_under_64_kib() {
         .enumerate()
     {
         job.id = Some(format!("4f1c2d3e-5a6b-7c8d-9e0f-{i:012}"));
-        job.state = Some("RUNNING".into());
-        job.summary = Some(simseries::status::StatusSummary {
+        job.state = Some(JobState::Running);
+        job.summary = Some(simseries::model::status::StatusSummary {
             running: 5000,
             succeeded: 5000,
             ..Default::default()

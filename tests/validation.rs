@@ -3,7 +3,7 @@
 mod common;
 
 use common::{SERIES, series};
-use simseries::validate::validate;
+use simseries::model::validate::validate;
 
 /// The problems `validate` reports for `yaml`, as "field: message" lines.
 fn problems(yaml: &str) -> Vec<String> {
@@ -107,8 +107,9 @@ fn seeds_outside_the_range_or_twice() {
     let yaml = SERIES.replace("seeds: [1, 2]", "seeds: [12345]");
     assert_problem(&yaml, "spec.series.inits[0].seeds[0]", &["0..=9999"]);
     // A negative seed does not even parse; the parser names the field.
-    let err = simseries::specfile::parse(&SERIES.replace("seeds: [0, 1, 2, 3]", "seeds: [0, -1]"))
-        .unwrap_err();
+    let err =
+        simseries::model::specfile::parse(&SERIES.replace("seeds: [0, 1, 2, 3]", "seeds: [0, -1]"))
+            .unwrap_err();
     assert!(err.contains("spec.series.seeds[1]"), "{err}");
 }
 

@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use simseries::manifest::Completeness;
-use simseries::validate::validate;
+use simseries::planning::manifest::Completeness;
+use simseries::model::validate::validate;
 
 const SERIES: &str = "
 apiVersion: simseries.io/v1alpha1
@@ -22,12 +22,12 @@ spec:
 ";
 
 fuzz_target!(|data: &[u8]| {
-    let resource = simseries::specfile::parse(SERIES).expect("the fixed series parses");
+    let resource = simseries::model::specfile::parse(SERIES).expect("the fixed series parses");
     let series = validate(&resource.spec).expect("the fixed series is valid");
     let mut table = Completeness::new(&series);
     if table.load_csv(data, "fuzz/manifest.csv").is_ok() {
         // Whatever was read, the plan over it is consistent.
-        let plan = simseries::plan::plan(&series, &table, "2024-06-01".parse().unwrap());
+        let plan = simseries::planning::plan::plan(&series, &table, "2024-06-01".parse().unwrap());
         let totals = plan.totals();
         assert_eq!(totals.complete + totals.missing + totals.incomplete, totals.runs);
     }

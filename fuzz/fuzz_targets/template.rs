@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use simseries::template::{MAX_INPUT_BYTES, Template, check_xml, json_value};
+use simseries::planning::template::{MAX_INPUT_BYTES, Template, check_xml, json_value};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(source) = std::str::from_utf8(data) else {

@@ -6,22 +6,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::controller::metrics::Metrics;
-use crate::executor::Executor;
 use crate::executor::batch::api::BatchApi;
 use crate::executor::batch::aws::AwsBatchApi;
 use crate::executor::batch::observe::Observed;
-use crate::executor::batch::{BatchExecutor, BatchSettings};
-use crate::prepare::{Locations, Stores};
-use crate::spec::SimulationSeriesSpec;
+use crate::planning::prepare::{Locations, Stores};
 use crate::storage::S3Options;
 
 pub trait Cloud: Send + Sync {
     /// The storages of a series' (S3) locations.
     fn stores(&self, locations: &Locations) -> Stores;
 
-    /// The executor of a series. Settings missing from the spec are reported before this is
-    /// asked; cleanup asks anyway (terminating and deregistering need no settings).
-    fn executor(&self, spec: &SimulationSeriesSpec) -> Arc<dyn Executor>;
+    /// AWS Batch and CloudWatch Logs in `region` (the default region when `None`).
+    fn batch(&self, region: Option<&str>) -> Arc<dyn BatchApi>;
 }
 
 /// AWS: S3, and Batch and CloudWatch Logs in each series' region.
@@ -43,7 +39,7 @@ impl AwsCloud {
         }
     }
 
-    fn batch_api(&self, region: Option<&str>) -> Arc<dyn BatchApi> {
+    fn batch_client(&self, region: Option<&str>) -> Arc<dyn BatchApi> {
         let key = region.unwrap_or_default().to_string();
         let mut clients = self.batch.lock().expect("batch clients lock");
         clients
@@ -64,17 +60,7 @@ impl Cloud for AwsCloud {
         Stores::with_client(locations, Some(self.s3.clone()))
     }
 
-    fn executor(&self, spec: &SimulationSeriesSpec) -> Arc<dyn Executor> {
-        let settings = BatchSettings::from_spec(spec).unwrap_or_else(|_| BatchSettings {
-            account: spec.context.account.clone().unwrap_or_default(),
-            region: spec.context.region.clone().unwrap_or_default(),
-            user: spec.context.user.clone().unwrap_or_default(),
-            queue: spec.context.queue.clone().unwrap_or_default(),
-            image: spec.parameters.image.clone().unwrap_or_default(),
-        });
-        Arc::new(BatchExecutor::new(
-            self.batch_api(spec.context.region.as_deref()),
-            settings,
-        ))
+    fn batch(&self, region: Option<&str>) -> Arc<dyn BatchApi> {
+        self.batch_client(region)
     }
 }

@@ -20,12 +20,12 @@ use kube::runtime::events::Reporter;
 use kube::runtime::watcher;
 use kube::{Client, CustomResourceExt};
 
-use crate::spec::SimulationSeries;
+use crate::model::spec::SimulationSeries;
 use crate::storage::S3Options;
 use cloud::AwsCloud;
 use leader::LeaderElection;
 use metrics::Metrics;
-use reconciler::{Context, error_policy, reconcile};
+use reconciler::{Reconciler, error_policy, reconcile};
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -101,7 +101,7 @@ pub async fn run(options: ControllerOptions) -> Result<(), String> {
             "no tenancy grants (--tenancy): every series will be refused until the cluster administrator grants locations and queues"
         );
     }
-    let context = Arc::new(Context::new(
+    let context = Arc::new(Reconciler::new(
         client.clone(),
         reporter,
         metrics.clone(),

@@ -1,9 +1,9 @@
-//! Reconciling one `SimulationSeries`: the decision function drives, this layer acts.
+//! Reconciling one `SimulationSeries`: the pass's drive loop, with the cluster as its driver.
 //!
-//! Each reconcile reads the object, asks [`decide`] for the next step, writes the new status
-//! (server-side apply on the status subresource) *before* acting, acts through the actor, and
-//! repeats until the decision is to wait (requeue at that time) or that the pass is done (no
-//! requeue, no AWS call). A spec edit (new `metadata.generation`) or a changed
+//! Each reconcile reads the object and runs [`drive`]: decide the next step, write the new
+//! status (server-side apply on the status subresource) *before* acting, publish what changed
+//! as events, act through the actor, and repeat until the pass waits (requeue at that time) or
+//! is done (no requeue, no AWS call). A spec edit (new `metadata.generation`) or a changed
 //! `simseries.io/rerun` annotation starts the next pass. A finalizer terminates the series'
 //! jobs and deregisters its job definitions when the object is deleted.
 
@@ -11,25 +11,30 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::Action as Requeue;
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{self, finalizer};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use crate::act::Actor;
 use crate::controller::cloud::Cloud;
 use crate::controller::metrics::Metrics;
 use crate::controller::tenancy::Tenancy;
-use crate::executor::batch::BatchSettings;
-use crate::location::Location;
-use crate::prepare::Locations;
-use crate::reconcile::{Action, Event, Failure, Observation, decide, set_condition};
-use crate::spec::{SimulationSeries, SimulationSeriesSpec};
-use crate::status::{Phase, SimulationSeriesStatus};
-use crate::validate::validate;
+use crate::executor::batch::{BatchExecutor, BatchReaper, BatchSettings};
+use crate::model::outcome::Failure;
+use crate::model::spec::{SimulationSeries, SimulationSeriesSpec};
+use crate::model::status::SimulationSeriesStatus;
+use crate::model::validate::validate;
+use crate::pass::act::Actor;
+use crate::pass::backoff::Backoff;
+use crate::pass::conditions::set_condition;
+use crate::pass::decide::{Observation, Outcome, Step};
+use crate::pass::drive::{Driver, Next, Stopped, drive};
+use crate::pass::transitions::Transition;
+use crate::planning::prepare::Locations;
 
 /// Set on every series; removed once the series' AWS resources are cleaned up.
 pub const FINALIZER: &str = "simseries.io/cleanup";
@@ -39,9 +44,6 @@ pub const RERUN_ANNOTATION: &str = "simseries.io/rerun";
 pub const ON_DELETE_ANNOTATION: &str = "simseries.io/on-delete";
 /// Field manager of the status the controller applies.
 pub const FIELD_MANAGER: &str = "simseries";
-/// Errors back off from 5 s, doubling, up to 5 min.
-const ERROR_BACKOFF: Duration = Duration::from_secs(5);
-const ERROR_BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -64,8 +66,9 @@ impl Error {
     }
 }
 
-/// What every reconcile shares.
-pub struct Context {
+/// What every reconcile shares: the clients, the metrics, the tenancy rules and the backoff
+/// state of each series.
+pub struct Reconciler {
     pub client: kube::Client,
     pub reporter: Reporter,
     pub metrics: Arc<Metrics>,
@@ -78,7 +81,7 @@ pub struct Context {
     pub max_steps: usize,
 }
 
-impl Context {
+impl Reconciler {
     pub fn new(
         client: kube::Client,
         reporter: Reporter,
@@ -86,7 +89,7 @@ impl Context {
         cloud: Arc<dyn Cloud>,
         tenancy: Tenancy,
     ) -> Self {
-        Context {
+        Reconciler {
             client,
             reporter,
             metrics,
@@ -107,15 +110,18 @@ fn key(series: &SimulationSeries) -> String {
 }
 
 /// Reconciles one series (the controller's reconcile function).
-pub async fn reconcile(series: Arc<SimulationSeries>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+pub async fn reconcile(
+    series: Arc<SimulationSeries>,
+    ctx: Arc<Reconciler>,
+) -> Result<Action, Error> {
     let started = Instant::now();
     ctx.metrics.reconciles.inc();
     let api: Api<SimulationSeries> =
         Api::namespaced(ctx.client.clone(), &series.namespace().unwrap_or_default());
     let result = finalizer(&api, FINALIZER, series.clone(), |event| async {
         match event {
-            Finalizer::Apply(series) => apply(series, &ctx).await,
-            Finalizer::Cleanup(series) => cleanup(series, &ctx).await,
+            finalizer::Event::Apply(series) => apply(series, &ctx).await,
+            finalizer::Event::Cleanup(series) => cleanup(series, &ctx).await,
         }
     })
     .await
@@ -138,16 +144,14 @@ pub async fn reconcile(series: Arc<SimulationSeries>, ctx: Arc<Context>) -> Resu
 }
 
 /// Exponential backoff per series after a failed reconcile.
-pub fn error_policy(series: Arc<SimulationSeries>, error: &Error, ctx: Arc<Context>) -> Requeue {
+pub fn error_policy(series: Arc<SimulationSeries>, error: &Error, ctx: Arc<Reconciler>) -> Action {
     ctx.metrics.error(error.reason());
     let mut failures = ctx.failures.lock().expect("failures lock");
     let count = failures.entry(key(&series)).or_insert(0);
     *count += 1;
-    let wait = ERROR_BACKOFF
-        .saturating_mul(2u32.saturating_pow((*count - 1).min(16)))
-        .min(ERROR_BACKOFF_MAX);
+    let wait = Backoff::CALLS.after(*count);
     tracing::warn!(series = %key(&series), %error, retry_in = ?wait, "reconcile failed");
-    Requeue::requeue(wait)
+    Action::requeue(wait)
 }
 
 /// The checks a series must pass to run in the cluster; their failure is the pass's failure.
@@ -155,7 +159,7 @@ fn precheck(
     spec: &SimulationSeriesSpec,
     namespace: &str,
     tenancy: &Tenancy,
-) -> Result<Locations, Failure> {
+) -> Result<(Locations, BatchSettings), Failure> {
     let invalid = |message: String| Failure::permanent("InvalidSpec", message);
     validate(spec).map_err(|e| invalid(e.to_string()))?;
     let locations = Locations::resolve(spec, None).map_err(|e| invalid(e.to_string()))?;
@@ -170,109 +174,149 @@ fn precheck(
             )));
         }
     }
-    BatchSettings::from_spec(spec).map_err(|e| invalid(e.to_string()))?;
+    let settings = BatchSettings::from_spec(spec).map_err(|e| invalid(e.to_string()))?;
     tenancy.check(namespace, &locations, spec.context.queue.as_deref())?;
-    Ok(locations)
+    Ok((locations, settings))
 }
 
-/// The outcome of `action` when the series cannot be acted for at all.
-fn failed(action: &Action, failure: Failure) -> Event {
-    match action {
-        Action::Plan => Event::Planned(Err(failure)),
-        Action::WriteInputs => Event::InputsWritten(Err(failure)),
-        Action::CopyInits => Event::InitsCopied(Err(failure)),
-        Action::Register { group } => Event::Registered {
-            group: *group,
-            result: Err(failure),
-        },
-        Action::Submit { group, job } => Event::Submitted {
-            group: *group,
-            job: *job,
-            result: Err(failure),
-        },
-        Action::Poll => Event::Polled(Err(failure)),
-        Action::Terminate { .. } => Event::Terminated(Err(failure)),
-        Action::CollectLogs => Event::LogsCollected(Err(failure)),
-        Action::Clean => Event::Cleaned(Err(failure)),
-        Action::Recount => Event::Recounted(Err(failure)),
-        Action::Wait { .. } | Action::Done => Event::Resumed,
-    }
-}
-
-async fn apply(series: Arc<SimulationSeries>, ctx: &Context) -> Result<Requeue, Error> {
-    let name = series.name_any();
+#[tracing::instrument(skip_all, fields(series = %key(&series)))]
+async fn apply(series: Arc<SimulationSeries>, ctx: &Reconciler) -> Result<Action, Error> {
     let namespace = series.namespace().unwrap_or_default();
-    let api: Api<SimulationSeries> = Api::namespaced(ctx.client.clone(), &namespace);
-    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
-    let reference = series.object_ref(&());
-    let spec = Arc::new(series.spec.clone());
-    let generation = series.metadata.generation.unwrap_or(0);
-    let rerun = series.annotations().get(RERUN_ANNOTATION).cloned();
+    let spec = series.spec.clone();
     let mut status = series.status.clone().unwrap_or_default();
-    let mut actor: Option<Actor> = None;
-    let mut event = Event::Resumed;
-
-    for _ in 0..ctx.max_steps {
-        let now = Timestamp::now();
-        let decision = decide(
-            &spec,
-            &status,
-            &Observation {
-                now,
-                generation,
-                rerun: rerun.clone(),
-                // Reading S3 on every reconcile to tell a fixed template is costly: a pass
-                // that failed to start is retried on a backoff instead.
-                inputs: None,
-                event,
-            },
-        );
-        if decision.status != status {
-            // Intent first: the status is written before the action it announces.
-            patch_status(&api, &name, &decision.status).await?;
-            crate::faults::crash_point("after-status-write");
-            for note in transition_events(&status, &decision.status) {
-                if let Err(e) = recorder.publish(&note, &reference).await {
-                    tracing::warn!(series = %key(&series), error = %e, "cannot publish an event");
-                }
-            }
-            status = decision.status;
+    let mut driver = ClusterDriver {
+        ctx,
+        api: Api::namespaced(ctx.client.clone(), &namespace),
+        recorder: Recorder::new(ctx.client.clone(), ctx.reporter.clone()),
+        reference: series.object_ref(&()),
+        name: series.name_any(),
+        key: key(&series),
+        namespace,
+        spec: Arc::new(spec.clone()),
+        generation: series.metadata.generation.unwrap_or(0),
+        rerun: series.annotations().get(RERUN_ANNOTATION).cloned(),
+        actor: None,
+        steps: 0,
+    };
+    let drove = drive(&spec, &mut status, &mut driver).await;
+    ctx.metrics.set_series(&driver.key, Some(&status));
+    Ok(match drove?.stopped {
+        Stopped::Done => Action::await_change(),
+        Stopped::Waiting(until) => {
+            let wait = until.duration_since(Timestamp::now());
+            // Capped: the scheduler's timer wheel has a horizon, and deciding again after an
+            // hour only finds the same wait.
+            let wait = Duration::try_from(wait)
+                .unwrap_or(Duration::ZERO)
+                .clamp(Duration::from_secs(1), Duration::from_secs(3600));
+            Action::requeue(wait)
         }
-        ctx.metrics.set_series(&key(&series), Some(&status));
-        event = match decision.action {
-            Action::Done => return Ok(Requeue::await_change()),
-            Action::Wait { until } => {
-                let wait = until.duration_since(Timestamp::now());
-                // Capped: the scheduler's timer wheel has a horizon, and deciding again after
-                // an hour only finds the same wait.
-                let wait = Duration::try_from(wait)
-                    .unwrap_or(Duration::ZERO)
-                    .clamp(Duration::from_secs(1), Duration::from_secs(3600));
-                return Ok(Requeue::requeue(wait));
-            }
-            action => {
-                if actor.is_none() {
-                    match precheck(&spec, &namespace, &ctx.tenancy) {
-                        Ok(locations) => {
-                            let stores = ctx.cloud.stores(&locations);
-                            let executor = ctx.cloud.executor(&spec);
-                            let mut new = Actor::new(spec.clone(), locations, stores, executor);
-                            new.owner = key(&series);
-                            actor = Some(new);
-                        }
-                        Err(failure) => {
-                            event = failed(&action, failure);
-                            continue;
-                        }
-                    }
-                }
-                let actor = actor.as_mut().expect("the actor was just made");
-                actor.act(&status, &action).await
-            }
-        };
+        // Many steps in a row (a large series submitting): let other series have a turn.
+        Stopped::Yielded | Stopped::Interrupted => Action::requeue(Duration::from_millis(100)),
+    })
+}
+
+/// The cluster as the driver of a pass: the status subresource keeps the status, events show
+/// the transitions, a wait becomes a requeue.
+struct ClusterDriver<'a> {
+    ctx: &'a Reconciler,
+    api: Api<SimulationSeries>,
+    recorder: Recorder,
+    reference: ObjectReference,
+    name: String,
+    /// `{namespace}/{name}`.
+    key: String,
+    namespace: String,
+    spec: Arc<SimulationSeriesSpec>,
+    generation: i64,
+    rerun: Option<String>,
+    /// Made at the first step that needs it, once the spec passed its checks.
+    actor: Option<Actor>,
+    steps: usize,
+}
+
+impl ClusterDriver<'_> {
+    /// The actor of the series, or why the series cannot be acted for.
+    fn actor(&mut self) -> Result<&mut Actor, Failure> {
+        if self.actor.is_none() {
+            let (locations, settings) = precheck(&self.spec, &self.namespace, &self.ctx.tenancy)?;
+            let api = self.ctx.cloud.batch(self.spec.context.region.as_deref());
+            let stores = self.ctx.cloud.stores(&locations);
+            let executor = Arc::new(BatchExecutor::new(api, settings));
+            let actor = Actor::new(
+                self.spec.clone(),
+                locations,
+                stores,
+                executor,
+                self.key.clone(),
+            );
+            self.actor = Some(actor);
+        }
+        Ok(self.actor.as_mut().expect("the actor was just made"))
     }
-    // Many steps in a row (a large series submitting): let other series have a turn.
-    Ok(Requeue::requeue(Duration::from_millis(100)))
+}
+
+impl Driver for ClusterDriver<'_> {
+    type Error = Error;
+
+    fn observe(&mut self, outcome: Outcome) -> Observation {
+        Observation {
+            now: Timestamp::now(),
+            generation: self.generation,
+            rerun: self.rerun.clone(),
+            // Reading S3 on every reconcile to tell a fixed template is costly: a pass that
+            // failed to start is retried on a backoff instead.
+            inputs: None,
+            outcome,
+        }
+    }
+
+    async fn persist(
+        &mut self,
+        status: &SimulationSeriesStatus,
+        transitions: &[Transition],
+    ) -> Result<(), Error> {
+        patch_status(&self.api, &self.name, status).await?;
+        for transition in transitions {
+            // The phases at a pass's end show in the status; events are for news.
+            if matches!(
+                transition,
+                Transition::CollectingLogs { .. } | Transition::Cleaning { .. }
+            ) {
+                continue;
+            }
+            let note = Event {
+                type_: if transition.is_warning() {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: transition.reason().to_string(),
+                note: Some(transition.message()),
+                action: transition.step().to_string(),
+                secondary: None,
+            };
+            if let Err(e) = self.recorder.publish(&note, &self.reference).await {
+                tracing::warn!(series = %self.key, error = %e, "cannot publish an event");
+            }
+        }
+        self.ctx.metrics.set_series(&self.key, Some(status));
+        Ok(())
+    }
+
+    async fn perform(&mut self, status: &SimulationSeriesStatus, step: Step) -> Next {
+        if let Step::Wait { until } = step {
+            return Next::Stop(Stopped::Waiting(until));
+        }
+        if self.steps >= self.ctx.max_steps {
+            return Next::Stop(Stopped::Yielded);
+        }
+        self.steps += 1;
+        match self.actor() {
+            Ok(actor) => Next::Continue(actor.act(status, &step).await),
+            Err(failure) => Next::Continue(step.failed(failure)),
+        }
+    }
 }
 
 /// Server-side apply of the whole status under the controller's field manager.
@@ -295,113 +339,10 @@ pub async fn patch_status(
     Ok(())
 }
 
-/// Events for what changed between two statuses.
-pub fn transition_events(
-    old: &SimulationSeriesStatus,
-    new: &SimulationSeriesStatus,
-) -> Vec<KubeEvent> {
-    let event = |type_: EventType, reason: &str, action: &str, note: String| KubeEvent {
-        type_,
-        reason: reason.to_string(),
-        note: Some(note),
-        action: action.to_string(),
-        secondary: None,
-    };
-    let Some(pass) = &new.pass else {
-        return Vec::new();
-    };
-    let before = old.pass.as_ref().filter(|p| p.number == pass.number);
-    let mut events = Vec::new();
-    if before.is_none() {
-        events.push(event(
-            EventType::Normal,
-            "PassStarted",
-            "Plan",
-            format!(
-                "pass {} started for generation {}",
-                pass.number, pass.generation
-            ),
-        ));
-    }
-    let old_phase = before.map(|p| p.phase);
-    if old_phase != Some(pass.phase) {
-        let jobs: usize = pass.groups.iter().map(|g| g.jobs.len()).sum();
-        let inputs: u32 = pass
-            .groups
-            .iter()
-            .flat_map(|g| &g.jobs)
-            .map(|j| j.array_size)
-            .sum();
-        match pass.phase {
-            Phase::Submitting => events.push(event(
-                EventType::Normal,
-                "Planned",
-                "Plan",
-                format!(
-                    "{inputs} input(s) in {jobs} job(s) written to {}",
-                    pass.date
-                ),
-            )),
-            Phase::Running => events.push(event(
-                EventType::Normal,
-                "Submitted",
-                "Submit",
-                format!("{jobs} job(s) with {inputs} input(s) submitted"),
-            )),
-            Phase::Terminating => events.push(event(
-                EventType::Warning,
-                "Terminating",
-                "Terminate",
-                format!(
-                    "jobs still unfinished after {} poll(s) are terminated",
-                    pass.attempts
-                ),
-            )),
-            Phase::Complete => events.push(event(
-                EventType::Normal,
-                "PassComplete",
-                "Complete",
-                format!("pass {} completed every run it started", pass.number),
-            )),
-            Phase::Incomplete => events.push(event(
-                EventType::Warning,
-                "RunsFailed",
-                "Complete",
-                format!("pass {} ended with failed or terminated runs", pass.number),
-            )),
-            Phase::Failed => {
-                let error = pass.last_error.clone().unwrap_or_default();
-                let (reason, message) = error
-                    .split_once(": ")
-                    .unwrap_or(("PassFailed", error.as_str()));
-                events.push(event(
-                    EventType::Warning,
-                    reason,
-                    "Plan",
-                    message.to_string(),
-                ));
-            }
-            Phase::Planning | Phase::CollectingLogs | Phase::Cleaning => {}
-        }
-    }
-    let old_errors = before.map_or(0, |p| p.consecutive_errors);
-    if pass.consecutive_errors > old_errors
-        && let Some(error) = &pass.last_error
-    {
-        events.push(event(
-            EventType::Warning,
-            "Retrying",
-            "Retry",
-            format!("{error} (attempt {})", pass.consecutive_errors),
-        ));
-    }
-    events
-}
-
 /// A failed reconcile is recorded as an Event and on the `Reconciling` condition.
-async fn report_error(series: &SimulationSeries, error: &Error, ctx: &Context) {
+async fn report_error(series: &SimulationSeries, error: &Error, ctx: &Reconciler) {
     let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
-    let note = KubeEvent {
+    let note = Event {
         type_: EventType::Warning,
         reason: error.reason().to_string(),
         note: Some(error.to_string()),
@@ -430,7 +371,8 @@ async fn report_error(series: &SimulationSeries, error: &Error, ctx: &Context) {
 
 /// On delete: terminate the series' unfinished jobs (unless told to keep them) and deregister
 /// the job definitions it registered. A failure keeps the finalizer and is retried.
-async fn cleanup(series: Arc<SimulationSeries>, ctx: &Context) -> Result<Requeue, Error> {
+#[tracing::instrument(skip_all, fields(series = %key(&series)))]
+async fn cleanup(series: Arc<SimulationSeries>, ctx: &Reconciler) -> Result<Action, Error> {
     let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
     let reference = series.object_ref(&());
     let status = series.status.clone().unwrap_or_default();
@@ -441,39 +383,13 @@ async fn cleanup(series: Arc<SimulationSeries>, ctx: &Context) -> Result<Requeue
         == Some("keep-jobs");
     let mut summary = "nothing was submitted".to_string();
     if let Some(pass) = &status.pass {
-        let spec = Arc::new(series.spec.clone());
-        // Terminating and deregistering need no location; a broken spec still cleans up.
-        let locations = Locations::resolve(&spec, None)
-            .ok()
-            .filter(|l| l.working.is_s3() && l.manifest.is_s3() && l.template.is_s3())
-            .unwrap_or_else(|| {
-                let unused =
-                    Location::parse("s3://simseries-unused", None).expect("a valid location");
-                Locations {
-                    working: unused.clone(),
-                    manifest: unused.clone(),
-                    template: unused,
-                }
-            });
-        let executor = ctx.cloud.executor(&spec);
-        let mut actor = Actor::new(
-            spec,
-            locations.clone(),
-            ctx.cloud.stores(&locations),
-            executor.clone(),
-        );
-        actor.owner = key(&series);
-        let context = actor.context(pass);
+        // Terminating and deregistering need only the Batch API: a broken spec still cleans up.
+        let reaper = BatchReaper::new(ctx.cloud.batch(series.spec.context.region.as_deref()));
         let unfinished: Vec<_> = pass
             .groups
             .iter()
             .flat_map(|g| &g.jobs)
-            .filter(|j| {
-                j.id.as_ref()
-                    .is_some_and(|id| !id.starts_with("unsubmitted:"))
-                    && !j.terminated
-                    && !matches!(j.state.as_deref(), Some("SUCCEEDED" | "FAILED"))
-            })
+            .filter(|j| j.may_run())
             .cloned()
             .collect();
         let mut parts = Vec::new();
@@ -484,21 +400,20 @@ async fn cleanup(series: Arc<SimulationSeries>, ctx: &Context) -> Result<Requeue
                 unfinished.len()
             ));
         } else {
-            let terminated = executor
-                .terminate(&context, &unfinished)
+            let reason = format!(
+                "terminated by simseries: series {} was deleted",
+                key(&series)
+            );
+            let terminated = reaper
+                .terminate(&unfinished, &reason)
                 .await
-                .map_err(|f| {
-                    Error::Cleanup(format!("terminating jobs: {}: {}", f.reason, f.message))
-                })?;
+                .map_err(|f| Error::Cleanup(format!("terminating jobs: {}", f.error())))?;
             parts.push(format!("{} job(s) terminated", terminated.len()));
         }
         // A finished pass with cleanJobs deregistered its definitions already.
         if !(pass.phase.is_finished() && series.spec.parameters.clean_jobs) {
-            executor.release(&context, pass).await.map_err(|f| {
-                Error::Cleanup(format!(
-                    "deregistering job definitions: {}: {}",
-                    f.reason, f.message
-                ))
+            reaper.release(pass).await.map_err(|f| {
+                Error::Cleanup(format!("deregistering job definitions: {}", f.error()))
             })?;
             let owned = pass.groups.iter().filter(|g| g.definition_owned).count();
             parts.push(format!("{owned} job definition(s) deregistered"));
@@ -509,7 +424,7 @@ async fn cleanup(series: Arc<SimulationSeries>, ctx: &Context) -> Result<Requeue
             parts.join(", ")
         };
     }
-    let note = KubeEvent {
+    let note = Event {
         type_: EventType::Normal,
         reason: "CleanedUp".into(),
         note: Some(summary),
@@ -520,5 +435,5 @@ async fn cleanup(series: Arc<SimulationSeries>, ctx: &Context) -> Result<Requeue
         tracing::warn!(series = %key(&series), error = %e, "cannot publish an event");
     }
     ctx.metrics.set_series(&key(&series), None);
-    Ok(Requeue::await_change())
+    Ok(Action::await_change())
 }

@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::location::Location;
-use crate::prepare::Locations;
-use crate::reconcile::Failure;
+use crate::model::location::Location;
+use crate::model::outcome::Failure;
+use crate::planning::prepare::Locations;
 
 /// Where the grants come from.
 #[derive(Debug, Clone, PartialEq, Eq)]

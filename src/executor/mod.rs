@@ -7,13 +7,13 @@ pub mod local;
 
 use std::sync::Arc;
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use crate::layout::DatedFolder;
-use crate::location::Location;
-use crate::reconcile::{Failure, GroupLogs, JobObservation};
-use crate::spec::SimulationSeriesSpec;
-use crate::status::{GroupJobs, JobRecord, Pass};
+use crate::model::layout::DatedFolder;
+use crate::model::outcome::{ChildOutcome, Definition, Failure, GroupLogs, JobObservation};
+use crate::model::spec::SimulationSeriesSpec;
+use crate::model::status::{GroupJobs, JobRecord, Pass};
 use crate::storage::Storage;
 
 /// What an executor needs to know about the pass it works for.
@@ -25,7 +25,7 @@ pub struct PassContext {
     pub generation: i64,
     /// Who runs the series: `{namespace}/{name}` in the cluster, the spec file locally.
     pub owner: String,
-    pub working_location: Location,
+    /// The working location, where inputs, logs and outputs are.
     pub working: Arc<dyn Storage>,
 }
 
@@ -33,33 +33,8 @@ impl PassContext {
     /// `BATCH_WORKING_URL`: the dated folder's address, with the trailing slash the model
     /// images expect.
     pub fn working_url(&self) -> String {
-        self.working_location.url_of(&self.folder.root())
+        self.working.location().url_of(&self.folder.root())
     }
-}
-
-/// Per-child outcome, for the pass record.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChildOutcome {
-    pub index: u32,
-    /// `SUCCEEDED`, `FAILED`, or the last state seen.
-    pub state: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Child job ID (AWS Batch: `parentId:index`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-}
-
-/// The job definition a group's jobs run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Definition {
-    /// ARN on AWS Batch.
-    pub id: String,
-    /// Registered by this series (tagged as its own): `cleanJobs` deregisters it.
-    pub owned: bool,
 }
 
 /// Runs array jobs. Every call is idempotent: a driver that died may repeat it.
@@ -114,13 +89,31 @@ pub trait Executor: Send + Sync {
         pass: &'a Pass,
     ) -> BoxFuture<'a, Result<(), Failure>>;
 
-    /// Removes what the series registered at once, whatever still runs (the series is being
-    /// deleted; running jobs keep the definition they started with).
-    fn release<'a>(
-        &'a self,
-        context: &'a PassContext,
-        pass: &'a Pass,
-    ) -> BoxFuture<'a, Result<(), Failure>>;
+    /// Children per state right now, where the executor sees them change between polls
+    /// (local processes); `None` where only a poll tells (AWS Batch).
+    fn live(&self) -> Option<LiveCounts> {
+        None
+    }
+
+    /// Resolves when a child changes state; never, where only a poll tells.
+    fn changed(&self) -> BoxFuture<'_, ()> {
+        futures::future::pending().boxed()
+    }
+
+    /// Stops what this process started (on Ctrl-C); jobs on AWS Batch go on.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        futures::future::ready(()).boxed()
+    }
+}
+
+/// Children of the jobs an executor runs, by state, right now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveCounts {
+    pub done: u32,
+    pub failed: u32,
+    pub running: u32,
+    /// Children not finished (running or waiting for a slot).
+    pub unfinished: u32,
 }
 
 /// Log keys are listed in the status up to this many per group; past it, the pass record
@@ -153,7 +146,7 @@ pub async fn save_group_logs(
     .map_err(|e| storage_failure("LogsNotSaved", &e))?;
     Ok(GroupLogs {
         group: group.to_string(),
-        record: crate::status::LogRecord {
+        record: crate::model::status::LogRecord {
             folder: context.folder.pass_logs(context.pass),
             count: keys.len() as u32,
             keys: if keys.len() <= STATUS_LOG_KEYS {

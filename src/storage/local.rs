@@ -9,7 +9,7 @@ use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 
 use super::{Storage, StorageError, StorageErrorKind, StorageResult};
-use crate::location::Location;
+use crate::model::location::Location;
 
 /// Objects are files below `root`; a key's `/` are folder separators.
 #[derive(Debug)]
@@ -32,12 +32,18 @@ impl LocalStorage {
         }
     }
 
+    /// A folder that stands in for another location (an S3 prefix in tests): the objects live
+    /// in `root`, addresses name `location`.
+    pub fn standing_in_for(location: Location, root: PathBuf) -> Self {
+        LocalStorage { location, root }
+    }
+
     /// The file of `key`. Keys come from specs and listings: one that would leave the root
     /// (absolute, `..`) is refused rather than joined, since `join` of an absolute path
     /// replaces the root.
     fn path(&self, key: &str) -> StorageResult<PathBuf> {
         if !key.is_empty() {
-            crate::layout::check_relative_key(key).map_err(|why| {
+            crate::model::layout::check_relative_key(key).map_err(|why| {
                 StorageError::new(
                     StorageErrorKind::Other,
                     format!("{}/{key}", self.root.display()),

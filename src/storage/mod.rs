@@ -12,7 +12,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 
-use crate::location::Location;
+use crate::model::location::Location;
 
 pub use local::LocalStorage;
 pub use s3::{S3Options, S3Storage};

@@ -16,7 +16,7 @@ use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 
 use super::{Storage, StorageError, StorageErrorKind, StorageResult};
-use crate::location::Location;
+use crate::model::location::Location;
 
 /// How to reach S3.
 #[derive(Clone, Debug, Default)]

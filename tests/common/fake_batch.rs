@@ -12,8 +12,8 @@ use simseries::executor::batch::api::{
     ApiError, ApiResult, Attempt, BatchApi, DefinitionContent, DefinitionRevision, JobDetail,
     JobSummary, LogEvent, MAX_DESCRIBE_IDS, SubmitRequest,
 };
-use simseries::logfilter::LogFilter;
-use simseries::status::StatusSummary;
+use simseries::model::logfilter::LogFilter;
+use simseries::model::status::{JobState, StatusSummary};
 
 use super::batch::ready;
 
@@ -147,7 +147,7 @@ impl FakeBatch {
             None => JobDetail {
                 id: job.id.clone(),
                 name: job.request.job_name.clone(),
-                status: job.status(),
+                status: job.status().parse().ok(),
                 status_reason: None,
                 status_summary: job.is_array().then(|| job.summary()),
                 array_index: None,
@@ -173,7 +173,7 @@ impl FakeBatch {
                 JobDetail {
                     id: format!("{}:{i}", job.id),
                     name: job.request.job_name.clone(),
-                    status: child.status.clone(),
+                    status: child.status.parse().ok(),
                     status_reason: child.reason.clone(),
                     status_summary: None,
                     array_index: Some(i as u32),
@@ -303,7 +303,7 @@ impl BatchApi for FakeBatch {
             .map(|j| JobSummary {
                 id: j.id.clone(),
                 name: j.request.job_name.clone(),
-                status: j.status(),
+                status: j.status().parse().ok(),
                 array_index: None,
                 exit_code: None,
                 reason: None,
@@ -315,7 +315,7 @@ impl BatchApi for FakeBatch {
     fn list_children<'a>(
         &'a self,
         parent: &'a str,
-        status: &'a str,
+        status: JobState,
     ) -> BoxFuture<'a, ApiResult<Vec<JobSummary>>> {
         let mut state = self.state.lock().unwrap();
         *state.calls.entry("ListJobs").or_default() += 1;
@@ -327,11 +327,11 @@ impl BatchApi for FakeBatch {
                 j.children
                     .iter()
                     .enumerate()
-                    .filter(|(_, c)| c.status == status)
+                    .filter(|(_, c)| c.status == status.as_str())
                     .map(|(i, c)| JobSummary {
                         id: format!("{}:{i}", j.id),
                         name: j.request.job_name.clone(),
-                        status: c.status.clone(),
+                        status: Some(status),
                         array_index: Some(i as u32),
                         exit_code: c.exit_code,
                         reason: c.reason.clone(),

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use simseries::spec::SimulationSeries;
+use simseries::model::spec::SimulationSeries;
 
 /// A small valid series in YAML; tests edit it with `str::replace`.
 pub const SERIES: &str = "
@@ -27,7 +27,7 @@ spec:
 ";
 
 pub fn series(yaml: &str) -> SimulationSeries {
-    simseries::specfile::parse(yaml).unwrap_or_else(|e| panic!("{e}"))
+    simseries::model::specfile::parse(yaml).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A manifest with a complete row pair for each run key given.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use futures::future::BoxFuture;
 
-use crate::status::StatusSummary;
+use crate::model::status::{JobState, StatusSummary};
 
 /// AWS accepts at most 100 job IDs per DescribeJobs call.
 pub const MAX_DESCRIBE_IDS: usize = 100;
@@ -77,7 +77,8 @@ pub struct SubmitRequest {
 pub struct JobSummary {
     pub id: String,
     pub name: String,
-    pub status: String,
+    /// `None` for a status this version does not know.
+    pub status: Option<JobState>,
     /// Index of an array child.
     pub array_index: Option<u32>,
     pub exit_code: Option<i32>,
@@ -97,7 +98,8 @@ pub struct Attempt {
 pub struct JobDetail {
     pub id: String,
     pub name: String,
-    pub status: String,
+    /// `None` for a status this version does not know.
+    pub status: Option<JobState>,
     pub status_reason: Option<String>,
     /// For array parents.
     pub status_summary: Option<StatusSummary>,
@@ -149,7 +151,7 @@ pub trait BatchApi: Send + Sync {
     fn list_children<'a>(
         &'a self,
         parent: &'a str,
-        status: &'a str,
+        status: JobState,
     ) -> BoxFuture<'a, ApiResult<Vec<JobSummary>>>;
 
     /// Details of at most [`MAX_DESCRIBE_IDS`] jobs (never called with none).

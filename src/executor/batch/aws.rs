@@ -24,7 +24,7 @@ use super::api::{
     ApiError, ApiResult, Attempt, BatchApi, DefinitionContent, DefinitionRevision, JobDetail,
     JobSummary, LogEvent, MAX_DESCRIBE_IDS, MAX_LOG_STREAMS, SubmitRequest,
 };
-use crate::status::StatusSummary;
+use crate::model::status::{JobState, StatusSummary};
 
 /// Attempts per call, counting the first (the SDK backs off exponentially between them).
 const MAX_ATTEMPTS: u32 = 6;
@@ -169,17 +169,18 @@ fn content_of(name: &str, properties: &ContainerProperties) -> Option<Definition
     })
 }
 
+/// The status AWS reports, if this version knows it.
+fn job_state(status: &JobStatus) -> Option<JobState> {
+    status.as_str().parse().ok()
+}
+
 fn status_summary(map: &std::collections::HashMap<String, i32>) -> StatusSummary {
-    let get = |key: &str| map.get(key).copied().unwrap_or(0).max(0) as u32;
-    StatusSummary {
-        submitted: get("SUBMITTED"),
-        pending: get("PENDING"),
-        runnable: get("RUNNABLE"),
-        starting: get("STARTING"),
-        running: get("RUNNING"),
-        succeeded: get("SUCCEEDED"),
-        failed: get("FAILED"),
+    let mut summary = StatusSummary::default();
+    for state in JobState::ALL {
+        let n = map.get(state.as_str()).copied().unwrap_or(0).max(0) as u32;
+        summary.add(state, n);
     }
+    summary
 }
 
 /// The index of an array child: its `arrayProperties.index`, or the `:N` its ID ends with
@@ -194,10 +195,7 @@ fn summary_of(job: &aws_sdk_batch::types::JobSummary) -> JobSummary {
     JobSummary {
         id: job.job_id().unwrap_or_default().to_string(),
         name: job.job_name().unwrap_or_default().to_string(),
-        status: job
-            .status()
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_default(),
+        status: job.status().and_then(job_state),
         array_index: child_index(
             job.job_id().unwrap_or_default(),
             job.array_properties().and_then(|a| a.index()),
@@ -380,11 +378,11 @@ impl BatchApi for AwsBatchApi {
     fn list_children<'a>(
         &'a self,
         parent: &'a str,
-        status: &'a str,
+        status: JobState,
     ) -> BoxFuture<'a, ApiResult<Vec<JobSummary>>> {
         self.list_jobs(move |call| {
             call.array_job_id(parent)
-                .job_status(JobStatus::from(status))
+                .job_status(JobStatus::from(status.as_str()))
         })
         .boxed()
     }
@@ -406,10 +404,7 @@ impl BatchApi for AwsBatchApi {
                 .map(|job| JobDetail {
                     id: job.job_id().unwrap_or_default().to_string(),
                     name: job.job_name().unwrap_or_default().to_string(),
-                    status: job
-                        .status()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default(),
+                    status: job.status().and_then(job_state),
                     status_reason: job.status_reason().map(str::to_string),
                     status_summary: job
                         .array_properties()

@@ -24,11 +24,11 @@ use self::api::{
     ApiError, BatchApi, DefinitionContent, JobSummary, MAX_DESCRIBE_IDS, MAX_LOG_STREAMS,
     SubmitRequest,
 };
-use super::{ChildOutcome, Definition, Executor, PassContext, save_group_logs};
-use crate::reconcile::{Failure, GroupLogs, JobObservation};
-use crate::spec::SimulationSeriesSpec;
-use crate::status::{GroupJobs, JobRecord, Pass, StatusSummary};
-use crate::validate::{SpecError, SpecErrors};
+use super::{Executor, PassContext, save_group_logs};
+use crate::model::outcome::{ChildOutcome, Definition, Failure, GroupLogs, JobObservation};
+use crate::model::spec::SimulationSeriesSpec;
+use crate::model::status::{GroupJobs, JobRecord, JobState, Pass, StatusSummary};
+use crate::model::validate::{SpecError, SpecErrors};
 
 /// CloudWatch Logs group AWS Batch writes container output to.
 pub const LOG_GROUP: &str = "/aws/batch/job";
@@ -158,11 +158,13 @@ pub struct BatchExecutor {
     api: Arc<dyn BatchApi>,
     settings: BatchSettings,
     submits: RateLimiter,
+    reaper: BatchReaper,
 }
 
 impl BatchExecutor {
     pub fn new(api: Arc<dyn BatchApi>, settings: BatchSettings) -> Self {
         BatchExecutor {
+            reaper: BatchReaper::new(api.clone()),
             api,
             settings,
             submits: RateLimiter::per_second(SUBMITS_PER_SECOND),
@@ -248,15 +250,9 @@ impl BatchExecutor {
                 .collect());
         }
         let mut children = Vec::new();
-        for status in [
-            "SUCCEEDED",
-            "FAILED",
-            "RUNNING",
-            "STARTING",
-            "RUNNABLE",
-            "PENDING",
-            "SUBMITTED",
-        ] {
+        // Finished children first: a child moving on between two listings is then seen in its
+        // later state (the duplicate is dropped below, keeping the first).
+        for status in JobState::ALL.into_iter().rev() {
             children.extend(self.api.list_children(id, status).await.map_err(failure)?);
         }
         children.sort_by_key(|c| c.array_index);
@@ -279,19 +275,72 @@ fn failure(error: ApiError) -> Failure {
     }
 }
 
-/// Children per status of a plain job (arrays report their own summary).
-fn summary_of(status: &str) -> StatusSummary {
-    let mut summary = StatusSummary::default();
-    match status {
-        "SUBMITTED" => summary.submitted = 1,
-        "PENDING" => summary.pending = 1,
-        "RUNNABLE" => summary.runnable = 1,
-        "STARTING" => summary.starting = 1,
-        "RUNNING" => summary.running = 1,
-        "SUCCEEDED" => summary.succeeded = 1,
-        _ => summary.failed = 1,
+/// Terminates a series' jobs and deregisters its job definitions: what deleting a series
+/// needs, with nothing but the Batch API of its region (its spec may no longer be valid).
+pub struct BatchReaper {
+    api: Arc<dyn BatchApi>,
+}
+
+impl BatchReaper {
+    pub fn new(api: Arc<dyn BatchApi>) -> Self {
+        BatchReaper { api }
     }
-    summary
+
+    /// Terminates `jobs` (and their children); returns the IDs it terminated.
+    pub async fn terminate(
+        &self,
+        jobs: &[JobRecord],
+        reason: &str,
+    ) -> Result<Vec<String>, Failure> {
+        let ids: Vec<String> = jobs.iter().filter_map(|j| j.id.clone()).collect();
+        let mut results = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(TERMINATE_CONCURRENCY) {
+            let calls = batch.iter().map(|id| self.api.terminate_job(id, reason));
+            let outcomes = futures::future::join_all(calls).await;
+            results.extend(batch.iter().cloned().zip(outcomes));
+        }
+        let mut terminated = Vec::new();
+        let mut errors = Vec::new();
+        for (id, result) in results {
+            match result {
+                Ok(()) => terminated.push(id),
+                Err(e) => errors.push(e),
+            }
+        }
+        if let Some(first) = errors.first() {
+            // Terminating twice is harmless: report and let the pass try again.
+            let mut failure = failure(first.clone());
+            failure.transient = errors.iter().any(|e| e.transient);
+            failure.message = format!(
+                "{} of {} terminations failed: {}",
+                errors.len(),
+                jobs.len(),
+                failure.message
+            );
+            return Err(failure);
+        }
+        Ok(terminated)
+    }
+
+    /// Deregisters the job definitions the series registered, whatever still runs on them
+    /// (running jobs keep the definition they started with).
+    pub async fn release(&self, pass: &Pass) -> Result<(), Failure> {
+        let mut owned: Vec<&str> = pass
+            .groups
+            .iter()
+            .filter(|g| g.definition_owned)
+            .filter_map(|g| g.job_definition.as_deref())
+            .collect();
+        owned.sort_unstable();
+        owned.dedup();
+        for arn in owned {
+            self.api
+                .deregister_job_definition(arn)
+                .await
+                .map_err(failure)?;
+        }
+        Ok(())
+    }
 }
 
 impl Executor for BatchExecutor {
@@ -384,19 +433,23 @@ impl Executor for BatchExecutor {
                 let details = self.api.describe_jobs(chunk).await.map_err(failure)?;
                 for id in chunk {
                     match details.iter().find(|d| &d.id == id) {
-                        Some(detail) => observed.push(JobObservation {
-                            id: id.clone(),
-                            state: detail.status.clone(),
-                            summary: detail
-                                .status_summary
-                                .clone()
-                                .unwrap_or_else(|| summary_of(&detail.status)),
-                        }),
+                        Some(detail) => {
+                            // A status this version does not know: the job keeps its last one.
+                            let Some(state) = detail.status else { continue };
+                            observed.push(JobObservation {
+                                id: id.clone(),
+                                state,
+                                summary: detail
+                                    .status_summary
+                                    .clone()
+                                    .unwrap_or_else(|| StatusSummary::of(state)),
+                            })
+                        }
                         // AWS forgets jobs some days after they end; nothing more will come.
                         None => observed.push(JobObservation {
                             id: id.clone(),
-                            state: "FAILED".into(),
-                            summary: summary_of("FAILED"),
+                            state: JobState::Failed,
+                            summary: StatusSummary::of(JobState::Failed),
                         }),
                     }
                 }
@@ -411,41 +464,11 @@ impl Executor for BatchExecutor {
         context: &'a PassContext,
         jobs: &'a [JobRecord],
     ) -> BoxFuture<'a, Result<Vec<String>, Failure>> {
-        async move {
-            let reason = format!(
-                "terminated by simseries: unfinished after the last poll of pass {}",
-                context.pass
-            );
-            let ids: Vec<String> = jobs.iter().filter_map(|j| j.id.clone()).collect();
-            let mut results = Vec::with_capacity(ids.len());
-            for batch in ids.chunks(TERMINATE_CONCURRENCY) {
-                let calls = batch.iter().map(|id| self.api.terminate_job(id, &reason));
-                let outcomes = futures::future::join_all(calls).await;
-                results.extend(batch.iter().cloned().zip(outcomes));
-            }
-            let mut terminated = Vec::new();
-            let mut errors = Vec::new();
-            for (id, result) in results {
-                match result {
-                    Ok(()) => terminated.push(id),
-                    Err(e) => errors.push(e),
-                }
-            }
-            if let Some(first) = errors.first() {
-                // Terminating twice is harmless: report and let the pass try again.
-                let mut failure = failure(first.clone());
-                failure.transient = errors.iter().any(|e| e.transient);
-                failure.message = format!(
-                    "{} of {} terminations failed: {}",
-                    errors.len(),
-                    jobs.len(),
-                    failure.message
-                );
-                return Err(failure);
-            }
-            Ok(terminated)
-        }
-        .boxed()
+        let reason = format!(
+            "terminated by simseries: unfinished after the last poll of pass {}",
+            context.pass
+        );
+        async move { self.reaper.terminate(jobs, &reason).await }.boxed()
     }
 
     fn collect_logs<'a>(
@@ -538,11 +561,11 @@ impl Executor for BatchExecutor {
         job: &'a JobRecord,
     ) -> BoxFuture<'a, Result<Vec<ChildOutcome>, Failure>> {
         async move {
-            let Some(id) = job.id.as_ref().filter(|id| !id.starts_with("unsubmitted:")) else {
+            let Some(id) = job.submitted_id() else {
                 return Ok((0..job.array_size)
                     .map(|index| ChildOutcome {
                         index,
-                        state: "FAILED".into(),
+                        state: Some(JobState::Failed),
                         exit_code: None,
                         reason: Some("not submitted".into()),
                         id: None,
@@ -555,14 +578,14 @@ impl Executor for BatchExecutor {
                     |index| match children.iter().find(|c| c.array_index == Some(index)) {
                         Some(child) => ChildOutcome {
                             index,
-                            state: child.status.clone(),
+                            state: child.status,
                             exit_code: child.exit_code,
                             reason: child.reason.clone(),
                             id: Some(child.id.clone()),
                         },
                         None => ChildOutcome {
                             index,
-                            state: "UNKNOWN".into(),
+                            state: None,
                             exit_code: None,
                             reason: None,
                             id: None,
@@ -576,7 +599,7 @@ impl Executor for BatchExecutor {
 
     fn clean<'a>(
         &'a self,
-        context: &'a PassContext,
+        _context: &'a PassContext,
         pass: &'a Pass,
     ) -> BoxFuture<'a, Result<(), Failure>> {
         async move {
@@ -586,49 +609,24 @@ impl Executor for BatchExecutor {
                 .iter()
                 .flat_map(|g| &g.jobs)
                 .filter_map(|j| j.id.clone())
-                .filter(|id| !id.starts_with("unsubmitted:"))
                 .collect();
             for chunk in ids.chunks(MAX_DESCRIBE_IDS) {
                 let details = self.api.describe_jobs(chunk).await.map_err(failure)?;
                 if let Some(busy) = details
                     .iter()
-                    .find(|d| !matches!(d.status.as_str(), "SUCCEEDED" | "FAILED"))
+                    .find(|d| !d.status.is_some_and(JobState::is_finished))
                 {
                     return Err(Failure::transient(
                         "JobsStillRunning",
                         format!(
                             "job {} is still {}; the job definitions are deregistered once it ends",
-                            busy.id, busy.status
+                            busy.id,
+                            busy.status.map_or("in an unknown state", JobState::as_str)
                         ),
                     ));
                 }
             }
-            self.release(context, pass).await
-        }
-        .boxed()
-    }
-
-    fn release<'a>(
-        &'a self,
-        _context: &'a PassContext,
-        pass: &'a Pass,
-    ) -> BoxFuture<'a, Result<(), Failure>> {
-        async move {
-            let mut owned: Vec<&str> = pass
-                .groups
-                .iter()
-                .filter(|g| g.definition_owned)
-                .filter_map(|g| g.job_definition.as_deref())
-                .collect();
-            owned.sort_unstable();
-            owned.dedup();
-            for arn in owned {
-                self.api
-                    .deregister_job_definition(arn)
-                    .await
-                    .map_err(failure)?;
-            }
-            Ok(())
+            self.reaper.release(pass).await
         }
         .boxed()
     }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
+use crate::model::status::JobState;
+
 use super::api::{
     ApiResult, BatchApi, DefinitionContent, DefinitionRevision, JobDetail, JobSummary, LogEvent,
     SubmitRequest,
@@ -100,7 +102,7 @@ impl BatchApi for Observed {
     fn list_children<'a>(
         &'a self,
         parent: &'a str,
-        status: &'a str,
+        status: JobState,
     ) -> BoxFuture<'a, ApiResult<Vec<JobSummary>>> {
         (self.observer)(&Call::ListJobs);
         self.inner.list_children(parent, status)

@@ -3,9 +3,9 @@
 
 use std::cmp::Ordering;
 
-use crate::layout::{self, Date, DatedFolder};
-use crate::manifest::{Completeness, RunState};
-use crate::validate::ValidSeries;
+use crate::model::layout::{self, Date, DatedFolder};
+use crate::model::validate::ValidSeries;
+use crate::planning::manifest::{Completeness, RunState};
 
 /// The plan of one pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,7 +321,7 @@ fn init_copies(
     conditions: &[ConditionPlan],
     folder: &DatedFolder,
 ) -> Vec<InitCopy> {
-    let mut running = vec![false; crate::spec::MAX_SEED as usize + 1];
+    let mut running = vec![false; crate::model::spec::MAX_SEED as usize + 1];
     for condition in conditions {
         for seed in condition.missing.iter().chain(&condition.incomplete) {
             running[*seed as usize] = true;

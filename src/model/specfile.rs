@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::spec::SimulationSeries;
+use crate::model::spec::SimulationSeries;
 
 pub const API_VERSION: &str = "simseries.io/v1alpha1";
 pub const KIND: &str = "SimulationSeries";

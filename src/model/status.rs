@@ -8,6 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::model::layout::Date;
+
 /// Observed state of a series.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -94,8 +96,14 @@ pub struct Pass {
     /// Value of the `simseries.io/rerun` annotation when the pass started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerun: Option<String>,
-    /// UTC date (`YYYY-MM-DD`) of the dated folder of the pass.
-    pub date: String,
+    /// UTC date (`YYYY-MM-DD`) of the dated folder of the pass, once it is planned.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "planned_date"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub date: Option<Date>,
     /// Phase of the pass.
     pub phase: Phase,
     /// When the pass started.
@@ -113,9 +121,10 @@ pub struct Pass {
     /// Failed calls in a row (throttling, network); reset by the next success.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub consecutive_errors: u32,
-    /// The last failure of the pass, if any.
+    /// The last failure of the pass, if any, as `Reason: message`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub last_error: Option<PassError>,
     /// Key of the pass record (per-child detail) in the working location.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<String>,
@@ -174,18 +183,162 @@ pub struct JobRecord {
     /// Runs the job covers (more than `arraySize` when ARCADE packs seeds).
     #[serde(default)]
     pub runs: u32,
-    /// Job ID once submitted; absent while only the intent to submit is recorded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Job ID once submitted; absent while only the intent to submit is recorded, and for a
+    /// job that could not be submitted (its state is then `FAILED`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "submitted_id"
+    )]
     pub id: Option<String>,
     /// Last observed job status (`SUBMITTED` … `SUCCEEDED`, `FAILED`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
+    pub state: Option<JobState>,
     /// Children per status, as last observed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<StatusSummary>,
     /// Whether simseries terminated the job after the last poll.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub terminated: bool,
+}
+
+/// The status of a job or array child, as AWS Batch names it (and the local executor
+/// reports it).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobState {
+    Submitted,
+    Pending,
+    Runnable,
+    Starting,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl JobState {
+    /// Every state, in the order AWS Batch moves a job through them.
+    pub const ALL: [JobState; 7] = [
+        JobState::Submitted,
+        JobState::Pending,
+        JobState::Runnable,
+        JobState::Starting,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+    ];
+
+    /// A job in a finished state never changes again.
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed)
+    }
+
+    /// The name AWS Batch uses (`SUCCEEDED`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Submitted => "SUBMITTED",
+            JobState::Pending => "PENDING",
+            JobState::Runnable => "RUNNABLE",
+            JobState::Starting => "STARTING",
+            JobState::Running => "RUNNING",
+            JobState::Succeeded => "SUCCEEDED",
+            JobState::Failed => "FAILED",
+        }
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for JobState {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == text)
+            .ok_or_else(|| format!("unknown job status {text:?}"))
+    }
+}
+
+/// Where a job stands with its submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submission<'a> {
+    /// The intent to submit is recorded; the job may have reached AWS before a crash, so the
+    /// executor adopts it by name before submitting.
+    Intended,
+    /// Submitted, with this ID.
+    Submitted(&'a str),
+    /// It could not be submitted (its definition or its submission was refused); the pass ends
+    /// without it and a rerun runs its inputs again.
+    Refused,
+}
+
+impl JobRecord {
+    /// A job the pass plans to submit.
+    pub fn planned(name: String, file_set_name: String, array_size: u32, runs: u32) -> Self {
+        JobRecord {
+            name,
+            file_set_name,
+            array_size,
+            runs,
+            id: None,
+            state: None,
+            summary: None,
+            terminated: false,
+        }
+    }
+
+    pub fn submission(&self) -> Submission<'_> {
+        match (&self.id, self.state) {
+            (Some(id), _) => Submission::Submitted(id),
+            (None, Some(JobState::Failed)) => Submission::Refused,
+            (None, _) => Submission::Intended,
+        }
+    }
+
+    /// The job's ID, once submitted.
+    pub fn submitted_id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    pub fn record_submitted(&mut self, id: String) {
+        self.id = Some(id);
+        self.state = Some(JobState::Submitted);
+    }
+
+    /// Records that the job could not be submitted: it counts as failed.
+    pub fn record_refused(&mut self) {
+        self.id = None;
+        self.state = Some(JobState::Failed);
+    }
+
+    /// Whether the job reached a final state (a refused job has).
+    pub fn is_finished(&self) -> bool {
+        self.state.is_some_and(JobState::is_finished)
+    }
+
+    /// Submitted, not finished, not terminated by simseries: it may still run.
+    pub fn may_run(&self) -> bool {
+        self.id.is_some() && !self.is_finished() && !self.terminated
+    }
+
+    /// Whether every run of the job succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.state == Some(JobState::Succeeded) && !self.terminated
+    }
+}
+
+/// Reads a job ID; the `unsubmitted:{name}` placeholder older versions wrote for a refused job
+/// reads as no ID (its state is `FAILED`, so it reads as refused).
+fn submitted_id<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let id = Option::<String>::deserialize(deserializer)?;
+    Ok(id.filter(|id| !id.starts_with("unsubmitted:")))
 }
 
 /// Children of an array job per status.
@@ -208,6 +361,29 @@ pub struct StatusSummary {
     pub failed: u32,
 }
 
+impl StatusSummary {
+    /// One job in `state` (a plain job, or an array whose summary is not reported).
+    pub fn of(state: JobState) -> Self {
+        let mut summary = StatusSummary::default();
+        summary.add(state, 1);
+        summary
+    }
+
+    /// Counts `n` more children in `state`.
+    pub fn add(&mut self, state: JobState, n: u32) {
+        let count = match state {
+            JobState::Submitted => &mut self.submitted,
+            JobState::Pending => &mut self.pending,
+            JobState::Runnable => &mut self.runnable,
+            JobState::Starting => &mut self.starting,
+            JobState::Running => &mut self.running,
+            JobState::Succeeded => &mut self.succeeded,
+            JobState::Failed => &mut self.failed,
+        };
+        *count = count.saturating_add(n);
+    }
+}
+
 /// Where the saved logs of a group are.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -226,9 +402,70 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl Pass {
-    /// The reason of the last failure (`lastError` is `Reason: message`).
+    /// The reason of the last failure.
     pub fn error_reason(&self) -> Option<&str> {
-        let error = self.last_error.as_deref()?;
-        error.split_once(": ").map(|(reason, _)| reason)
+        self.last_error.as_ref().map(|e| e.reason.as_str())
+    }
+}
+
+/// Why a step of a pass failed: a CamelCase reason (the reason of the conditions and events
+/// it leads to) and a message for people. The status keeps it as `Reason: message`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PassError {
+    pub reason: String,
+    pub message: String,
+}
+
+impl PassError {
+    pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        PassError {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for PassError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.reason, self.message)
+    }
+}
+
+impl std::str::FromStr for PassError {
+    type Err = std::convert::Infallible;
+
+    /// `Reason: message`; text without a reason (written by hand) reads as `PassFailed`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let reason_like = |r: &str| !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric());
+        Ok(match text.split_once(": ") {
+            Some((reason, message)) if reason_like(reason) => PassError::new(reason, message),
+            _ => PassError::new("PassFailed", text),
+        })
+    }
+}
+
+impl Serialize for PassError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PassError {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let Ok(error) = text.parse();
+        Ok(error)
+    }
+}
+
+/// Reads the date of a pass; the empty date older versions wrote before planning reads as
+/// none.
+fn planned_date<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Date>, D::Error> {
+    match Option::<String>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(text) if text.is_empty() => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(serde::de::Error::custom),
     }
 }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::validate::ValidSeries;
+use crate::model::validate::ValidSeries;
 
 /// Columns a manifest must have.
 pub const COLUMNS: [&str; 4] = ["KEY", "EXTENSION", "LOCATION", "FULL_KEY"];
@@ -61,7 +61,7 @@ impl Completeness {
     /// An empty table for the conditions and seeds of `series`.
     pub fn new(series: &ValidSeries<'_>) -> Self {
         let spec = &series.spec.series;
-        let mut seed_slot = vec![u32::MAX; crate::spec::MAX_SEED as usize + 1];
+        let mut seed_slot = vec![u32::MAX; crate::model::spec::MAX_SEED as usize + 1];
         for (slot, seed) in series.seeds.iter().enumerate() {
             seed_slot[*seed as usize] = slot as u32;
         }

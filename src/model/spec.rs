@@ -2,7 +2,7 @@
 //!
 //! Field names, meanings and defaults follow the contract with the original workflow
 //! (context / series / parameters). The OpenAPI schema derived from these types rejects what a
-//! schema can express; cross-field rules live in [`crate::validate`].
+//! schema can express; cross-field rules live in [`crate::model::validate`].
 
 use indexmap::IndexMap;
 use kube::CustomResource;
@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::status::SimulationSeriesStatus;
+use crate::model::status::SimulationSeriesStatus;
 
 /// The largest seed: run keys zero-pad seeds to four digits.
 pub const MAX_SEED: u32 = 9999;

@@ -4,10 +4,10 @@ use comfy_table::presets::NOTHING;
 use comfy_table::{CellAlignment, Table};
 use serde::Serialize;
 
-use crate::layout;
-use crate::plan::{GroupPlan, Input};
-use crate::prepare::{Locations, Prepared};
-use crate::spec::{ManifestSource, SimulationSeriesSpec};
+use crate::model::layout;
+use crate::model::spec::{ManifestSource, SimulationSeriesSpec};
+use crate::planning::plan::{GroupPlan, Input};
+use crate::planning::prepare::{Locations, Prepared};
 
 /// Lines of inputs and init copies shown per group in the table; JSON has them all.
 const TABLE_LIST_LIMIT: usize = 20;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::executor::ChildOutcome;
+use crate::model::outcome::ChildOutcome;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

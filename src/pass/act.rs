@@ -1,32 +1,35 @@
-//! The thin layer that acts: runs one [`Action`] through storage and the executor and reports
-//! its outcome as an [`Event`]. Both drivers (the local runner and the Kubernetes controller)
+//! The thin layer that acts: runs one [`Step`] through storage and the executor and reports
+//! its outcome as an [`Outcome`]. Both drivers (the local runner and the Kubernetes controller)
 //! use it, so the side effects of a pass are the same everywhere.
 
 use std::sync::Arc;
 
 use crate::executor::{Executor, PassContext, storage_failure};
-use crate::layout::{self, Date, DatedFolder};
-use crate::plan::Plan;
-use crate::prepare::{Locations, PrepareError, Prepared, Stores, prepare, read_completeness};
-use crate::reconcile::{Action, Event, Failure, PlanOutcome, PlannedGroup, PlannedJobRecord};
-use crate::record::{ChildRecord, GroupRecord, JobDetail, PassRecord};
-use crate::spec::SimulationSeriesSpec;
-use crate::status::{Pass, RunCounts, SimulationSeriesStatus};
+use crate::model::layout::{self, Date, DatedFolder};
+use crate::model::outcome::{Failure, PlanOutcome, PlannedGroup, PlannedJobRecord};
+use crate::model::record::{ChildRecord, GroupRecord, JobDetail, PassRecord};
+use crate::model::spec::SimulationSeriesSpec;
+use crate::model::status::{Pass, RunCounts, SimulationSeriesStatus};
+use crate::model::validate::validate;
+use crate::pass::decide::{Outcome, Step};
+use crate::planning::plan::Plan;
+use crate::planning::prepare::{
+    Locations, PrepareError, Prepared, Stores, prepare, read_completeness,
+};
 use crate::storage::{self, StorageError};
-use crate::validate::validate;
 
 /// Acts for one series.
 pub struct Actor {
-    pub spec: Arc<SimulationSeriesSpec>,
-    pub locations: Locations,
-    pub stores: Stores,
-    pub executor: Arc<dyn Executor>,
+    spec: Arc<SimulationSeriesSpec>,
+    locations: Locations,
+    stores: Stores,
+    executor: Arc<dyn Executor>,
+    /// Who runs the series (tags of AWS resources): `{namespace}/{name}` or the spec file.
+    owner: String,
+    /// The date planning uses (tests pin it); default: today in UTC.
+    date: Option<Date>,
     /// The plan of the current pass, between `Plan` and `CopyInits`.
     prepared: Option<Prepared>,
-    /// The date planning uses (tests pin it); default: today in UTC.
-    pub date: Option<Date>,
-    /// Who runs the series (tags of AWS resources): `{namespace}/{name}` or the spec file.
-    pub owner: String,
 }
 
 impl Actor {
@@ -35,109 +38,103 @@ impl Actor {
         locations: Locations,
         stores: Stores,
         executor: Arc<dyn Executor>,
+        owner: String,
     ) -> Self {
         Actor {
             spec,
             locations,
             stores,
             executor,
-            prepared: None,
+            owner,
             date: None,
-            owner: String::new(),
+            prepared: None,
         }
     }
 
-    /// What the executor needs to know about `pass`.
-    pub fn context(&self, pass: &Pass) -> PassContext {
-        let date = pass.date.parse().unwrap_or_else(|_| Date::today_utc());
-        PassContext {
+    /// Plans with this date instead of today's (tests).
+    pub fn with_date(mut self, date: Option<Date>) -> Self {
+        self.date = date;
+        self
+    }
+
+    /// What the executor needs to know about `pass`, once it is planned (it has a date).
+    pub fn context(&self, pass: &Pass) -> Result<PassContext, Failure> {
+        let date = pass.date.ok_or_else(|| {
+            Failure::permanent(
+                "PassNotPlanned",
+                format!("pass {} has no date: it was not planned", pass.number),
+            )
+        })?;
+        Ok(PassContext {
             spec: self.spec.clone(),
             folder: DatedFolder::new(&self.spec.series.name, date),
             pass: pass.number,
             generation: pass.generation,
             owner: self.owner.clone(),
-            working_location: self.locations.working.clone(),
             working: self.stores.working.clone(),
-        }
+        })
     }
 
-    /// Runs `action` for the pass in `status`. `Wait` and `Done` are the driver's to handle.
-    pub async fn act(&mut self, status: &SimulationSeriesStatus, action: &Action) -> Event {
-        let event = self.act_once(status, action).await;
-        // The action had its effect; the driver has not recorded its outcome yet.
-        crate::faults::crash_point(match action {
-            Action::Plan => "after-plan",
-            Action::WriteInputs => "after-write-inputs",
-            Action::CopyInits => "after-copy-inits",
-            Action::Register { .. } => "after-register",
-            Action::Submit { .. } => "after-submit",
-            Action::Poll => "after-poll",
-            Action::Terminate { .. } => "after-terminate",
-            Action::CollectLogs => "after-collect-logs",
-            Action::Clean => "after-clean",
-            Action::Recount => "after-recount",
-            Action::Wait { .. } | Action::Done => "after-nothing",
-        });
-        event
-    }
-
-    async fn act_once(&mut self, status: &SimulationSeriesStatus, action: &Action) -> Event {
-        let Some(pass) = status.pass.as_ref() else {
-            return Event::Resumed;
+    /// Runs `step` for the pass in `status`. `Wait` and `Done` are the driver's to handle.
+    #[tracing::instrument(skip_all, fields(series = %self.spec.series.name, step = step.name()))]
+    pub async fn act(&mut self, status: &SimulationSeriesStatus, step: &Step) -> Outcome {
+        let outcome = match status.pass.as_ref() {
+            Some(pass) => match self.act_on(pass, step).await {
+                Ok(outcome) => outcome,
+                Err(failure) => step.failed(failure),
+            },
+            None => Outcome::Resumed,
         };
-        match action {
-            Action::Plan => Event::Planned(self.plan(pass).await),
-            Action::WriteInputs => Event::InputsWritten(self.write_inputs(pass).await),
-            Action::CopyInits => Event::InitsCopied(self.copy_inits().await),
-            Action::Register { group } => {
-                let context = self.context(pass);
-                let result = match pass.groups.get(*group) {
-                    Some(g) => self.executor.register(&context, g).await,
-                    None => Err(Failure::permanent(
-                        "NoSuchGroup",
-                        format!("no group {group}"),
-                    )),
-                };
-                Event::Registered {
+        // The step had its effect; the driver has not recorded its outcome yet.
+        if !matches!(step, Step::Wait { .. } | Step::Done) {
+            crate::faults::crash_point(&format!("after-{}", step.name()));
+        }
+        outcome
+    }
+
+    /// Runs `step`; an error is a failure before the step could start.
+    async fn act_on(&mut self, pass: &Pass, step: &Step) -> Result<Outcome, Failure> {
+        Ok(match step {
+            Step::Plan => Outcome::Planned(self.plan(pass).await),
+            Step::WriteInputs => Outcome::InputsWritten(self.write_inputs(pass).await),
+            Step::CopyInits => Outcome::InitsCopied(self.copy_inits().await),
+            Step::Register { group } => {
+                let context = self.context(pass)?;
+                let g = pass.groups.get(*group).ok_or_else(|| {
+                    Failure::permanent("NoSuchGroup", format!("no group {group}"))
+                })?;
+                Outcome::Registered {
                     group: *group,
-                    result,
+                    result: self.executor.register(&context, g).await,
                 }
             }
-            Action::Submit { group, job } => {
-                let context = self.context(pass);
-                let result = match pass
+            Step::Submit { group, job } => {
+                let context = self.context(pass)?;
+                let (g, j) = pass
                     .groups
                     .get(*group)
                     .and_then(|g| g.jobs.get(*job).map(|j| (g, j)))
-                {
-                    Some((g, j)) => self.executor.submit(&context, g, j).await,
-                    None => Err(Failure::permanent(
-                        "NoSuchJob",
-                        format!("no job {group}/{job}"),
-                    )),
-                };
-                Event::Submitted {
+                    .ok_or_else(|| {
+                        Failure::permanent("NoSuchJob", format!("no job {group}/{job}"))
+                    })?;
+                Outcome::Submitted {
                     group: *group,
                     job: *job,
-                    result,
+                    result: self.executor.submit(&context, g, j).await,
                 }
             }
-            Action::Poll => {
-                let context = self.context(pass);
+            Step::Poll => {
+                let context = self.context(pass)?;
                 let jobs: Vec<_> = pass
                     .groups
                     .iter()
                     .flat_map(|g| &g.jobs)
-                    .filter(|j| {
-                        j.id.is_some()
-                            && !matches!(j.state.as_deref(), Some("SUCCEEDED" | "FAILED"))
-                    })
+                    .filter(|j| j.id.is_some() && !j.is_finished())
                     .cloned()
                     .collect();
-                Event::Polled(self.executor.poll(&context, &jobs).await)
+                Outcome::Polled(self.executor.poll(&context, &jobs).await)
             }
-            Action::Terminate { jobs } => {
-                let context = self.context(pass);
+            Step::Terminate { jobs } => {
                 let records: Vec<_> = pass
                     .groups
                     .iter()
@@ -145,19 +142,20 @@ impl Actor {
                     .filter(|j| j.id.as_ref().is_some_and(|id| jobs.contains(id)))
                     .cloned()
                     .collect();
-                Event::Terminated(self.executor.terminate(&context, &records).await)
+                let context = self.context(pass)?;
+                Outcome::Terminated(self.executor.terminate(&context, &records).await)
             }
-            Action::CollectLogs => {
-                let context = self.context(pass);
-                Event::LogsCollected(self.executor.collect_logs(&context, pass).await)
+            Step::CollectLogs => {
+                let context = self.context(pass)?;
+                Outcome::LogsCollected(self.executor.collect_logs(&context, pass).await)
             }
-            Action::Clean => {
-                let context = self.context(pass);
-                Event::Cleaned(self.executor.clean(&context, pass).await)
+            Step::Clean => {
+                let context = self.context(pass)?;
+                Outcome::Cleaned(self.executor.clean(&context, pass).await)
             }
-            Action::Recount => Event::Recounted(self.recount(pass).await),
-            Action::Wait { .. } | Action::Done => Event::Resumed,
-        }
+            Step::Recount => Outcome::Recounted(self.recount(pass).await),
+            Step::Wait { .. } | Step::Done => Outcome::Resumed,
+        })
     }
 
     async fn plan(&mut self, pass: &Pass) -> Result<PlanOutcome, Failure> {
@@ -248,7 +246,8 @@ impl Actor {
         let loaded = read_completeness(&series, &self.stores, source)
             .await
             .map_err(|e| prepare_failure(&e))?;
-        let totals = crate::plan::plan(&series, &loaded.table, Date::today_utc()).totals();
+        let totals =
+            crate::planning::plan::plan(&series, &loaded.table, Date::today_utc()).totals();
         Ok(RunCounts {
             total: totals.runs,
             complete: totals.complete,
@@ -268,7 +267,7 @@ impl Actor {
             .map_err(|e| storage_failure("RecordUnreadable", &e))?;
         let mut record: PassRecord = serde_json::from_slice(&bytes)
             .map_err(|e| Failure::permanent("RecordUnreadable", format!("{key}: {e}")))?;
-        let context = self.context(pass);
+        let context = self.context(pass)?;
         for group in &pass.groups {
             let logs_saved = group.logs.is_some();
             for job in &group.jobs {
@@ -301,7 +300,7 @@ pub fn plan_outcome(spec: &SimulationSeriesSpec, plan: &Plan, pass: u32) -> Plan
     let totals = plan.totals();
     let user = spec.context.user.as_deref();
     PlanOutcome {
-        date: plan.folder.date().to_string(),
+        date: plan.folder.date(),
         counts: RunCounts {
             total: totals.runs,
             complete: totals.complete,
@@ -388,14 +387,16 @@ pub fn prepare_failure(error: &PrepareError) -> Failure {
         }
         PrepareError::Manifest(_) => "ManifestInvalid",
         PrepareError::Template(e)
-        | PrepareError::Render(crate::inputs::RenderError::Template { error: e, .. }) => {
+        | PrepareError::Render(crate::planning::inputs::RenderError::Template {
+            error: e, ..
+        }) => {
             if e.too_expensive {
                 "TemplateTooExpensive"
             } else {
                 "TemplateError"
             }
         }
-        PrepareError::Render(crate::inputs::RenderError::Xml { .. }) => "InvalidXml",
+        PrepareError::Render(crate::planning::inputs::RenderError::Xml { .. }) => "InvalidXml",
     };
     Failure::permanent(reason, message)
 }

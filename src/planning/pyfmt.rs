@@ -188,7 +188,8 @@ mod tests {
             Value::from(false),
         ]);
         assert_eq!(str(&list), "[1, 1.0, 'a', \"it's\", False]");
-        let map = crate::template::json_value(&serde_json::json!({"k": 1e-05, "n": null}));
+        let map =
+            crate::planning::template::json_value(&serde_json::json!({"k": 1e-05, "n": null}));
         assert_eq!(str(&map), "{'k': 1e-05, 'n': None}");
     }
 }

@@ -1,7 +1,7 @@
 //! Jinja input templates, rendered as Jinja2 renders them, and the XML check of each result.
 //!
 //! Jinja2 semantics kept: strict undefined variables, no autoescaping, the final newline
-//! dropped, and values printed as Python's `str()` prints them (see [`crate::pyfmt`]).
+//! dropped, and values printed as Python's `str()` prints them (see [`crate::planning::pyfmt`]).
 
 use std::fmt;
 
@@ -9,7 +9,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;
 
-use crate::pyfmt;
+use crate::planning::pyfmt;
 
 /// A template that failed to parse or render, with the template line when known.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,15 +6,15 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 
-use crate::inputs::{RenderError, RenderedInput, render_inputs};
-use crate::layout::Date;
-use crate::location::Location;
-use crate::manifest::{Completeness, ManifestError};
-use crate::plan::{Plan, plan};
-use crate::spec::{ManifestSource, SimulationSeriesSpec};
+use crate::model::layout::Date;
+use crate::model::location::Location;
+use crate::model::spec::{ManifestSource, SimulationSeriesSpec};
+use crate::model::validate::{SpecError, SpecErrors, ValidSeries, validate};
+use crate::planning::inputs::{RenderError, RenderedInput, render_inputs};
+use crate::planning::manifest::{Completeness, ManifestError};
+use crate::planning::plan::{Plan, plan};
+use crate::planning::template::{Template, TemplateError};
 use crate::storage::{self, S3Options, Storage, StorageError};
-use crate::template::{Template, TemplateError};
-use crate::validate::{SpecError, SpecErrors, ValidSeries, validate};
 
 /// Why a pass cannot be prepared. Each names the field or file and what to do.
 #[derive(Debug, thiserror::Error)]

@@ -5,8 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use crate::layout::{self, DEFAULT_GROUP};
-use crate::spec::{MAX_SEED, SimulationSeriesSpec};
+use crate::model::layout::{self, DEFAULT_GROUP};
+use crate::model::spec::{MAX_SEED, SimulationSeriesSpec};
 
 /// Fields the planner adds to the template context; a condition must not define them.
 const RESERVED_FIELDS: [&str; 3] = ["seed", "start_seed", "end_seed"];
@@ -300,7 +300,7 @@ pub fn validate(spec: &SimulationSeriesSpec) -> Result<ValidSeries<'_>, SpecErro
             "the command is empty; give the program and its arguments, e.g. [sh, model.sh]",
         );
     }
-    if let Err(e) = crate::logfilter::LogFilter::parse(&parameters.log_filter) {
+    if let Err(e) = crate::model::logfilter::LogFilter::parse(&parameters.log_filter) {
         errors.push("spec.parameters.logFilter", e.to_string());
     }
     let context = &spec.context;
@@ -518,7 +518,7 @@ impl Errors {
 
     /// A key below a location (`series.templateKey`, …): relative, and it cannot climb out.
     fn key(&mut self, field: &str, value: &str, what: &str) {
-        if let Err(why) = crate::layout::check_relative_key(value) {
+        if let Err(why) = crate::model::layout::check_relative_key(value) {
             self.push(field, format!("{what} {value:?} {why}"));
         }
     }

@@ -2,7 +2,7 @@
 
 use kube::CustomResourceExt;
 
-use crate::spec::SimulationSeries;
+use crate::model::spec::SimulationSeries;
 
 /// The CRD as YAML, exactly as `crds/simulationseries.yaml` holds it.
 pub fn crd_yaml() -> String {

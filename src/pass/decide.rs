@@ -1,10 +1,10 @@
-//! The reconcile decision: plain data in, plain data out.
+//! The decision of a pass: plain data in, plain data out.
 //!
 //! Given the spec, the current status and what was just observed (the outcome of the last
-//! action, the clock, the generation), [`decide`] returns the new status and the one next
-//! action. The drivers (the local runner, the Kubernetes controller) persist the status *before*
-//! acting, run the action through their adapters, and feed its outcome back as the next
-//! [`Event`]. Because intent is recorded first, a driver that dies between two steps resumes
+//! step, the clock, the generation), [`decide`] returns the new status and the one next
+//! [`Step`]. The drivers (the local runner, the Kubernetes controller) persist the status
+//! *before* acting, perform the step through their adapters, and feed its [`Outcome`] back
+//! (see [`crate::pass::drive`]). Because intent is recorded first, a driver that dies between two steps resumes
 //! from the status without repeating finished work.
 //!
 //! A pass: `Planning` (plan, write inputs, copy inits) → `Submitting` (register definitions,
@@ -14,25 +14,21 @@
 
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use crate::executor::Definition;
-use crate::spec::SimulationSeriesSpec;
-use crate::status::{
-    GroupJobs, JobRecord, LogRecord, Pass, Phase, RunCounts, SimulationSeriesStatus, StatusSummary,
+use crate::model::outcome::{Definition, Failure, GroupLogs, JobObservation, PlanOutcome};
+use crate::model::spec::SimulationSeriesSpec;
+use crate::model::status::{
+    GroupJobs, JobRecord, JobState, Pass, Phase, RunCounts, SimulationSeriesStatus, Submission,
 };
+use crate::pass::backoff::Backoff;
+use crate::pass::conditions::refresh_summary;
 
-/// Waits after failed calls: 5 s doubling up to 5 min.
-const BACKOFF_BASE: Duration = Duration::from_secs(5);
-const BACKOFF_MAX: Duration = Duration::from_secs(300);
-/// Waits before a pass that failed to start is tried again: 1 min doubling up to 1 h.
-const RESTART_BASE: Duration = Duration::from_secs(60);
-const RESTART_MAX: Duration = Duration::from_secs(3600);
 /// The one failure of a pass start that only a spec change can fix.
 const INVALID_SPEC: &str = "InvalidSpec";
 
-/// What the driver saw: the outcome of its last action, and the world around it.
+/// What the driver saw: the outcome of its last step, and the world around it.
 #[derive(Debug, Clone)]
 pub struct Observation {
     pub now: Timestamp,
@@ -44,82 +40,12 @@ pub struct Observation {
     /// the driver computes it (the local runner). Without it a pass that failed to start is
     /// tried again on a backoff.
     pub inputs: Option<String>,
-    pub event: Event,
+    pub outcome: Outcome,
 }
 
-/// A failed action.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// CamelCase reason, e.g. `TemplateError`, `Throttled`.
-    pub reason: String,
-    pub message: String,
-    /// Worth retrying as is (throttling, network); otherwise the user has to act.
-    pub transient: bool,
-}
-
-impl Failure {
-    pub fn permanent(reason: &str, message: impl Into<String>) -> Self {
-        Failure {
-            reason: reason.to_string(),
-            message: message.into(),
-            transient: false,
-        }
-    }
-
-    pub fn transient(reason: &str, message: impl Into<String>) -> Self {
-        Failure {
-            reason: reason.to_string(),
-            message: message.into(),
-            transient: true,
-        }
-    }
-}
-
-/// What planning found: run counts and the jobs to submit per group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanOutcome {
-    pub date: String,
-    pub counts: RunCounts,
-    /// Groups that have inputs, in the order of `series.groups`.
-    pub groups: Vec<PlannedGroup>,
-    /// Key of the pass record in the working location.
-    pub record: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedGroup {
-    pub group: String,
-    pub group_key: String,
-    pub jobs: Vec<PlannedJobRecord>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedJobRecord {
-    pub name: String,
-    pub file_set_name: String,
-    pub array_size: u32,
-    pub runs: u32,
-}
-
-/// A job as last seen by the executor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobObservation {
-    pub id: String,
-    /// `SUBMITTED`, `PENDING`, `RUNNABLE`, `STARTING`, `RUNNING`, `SUCCEEDED` or `FAILED`.
-    pub state: String,
-    pub summary: StatusSummary,
-}
-
-/// Logs saved for one group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupLogs {
-    pub group: String,
-    pub record: LogRecord,
-}
-
-/// The outcome of the last action.
+/// The outcome of the last step.
 #[derive(Debug, Clone)]
-pub enum Event {
+pub enum Outcome {
     /// Nothing new: a start, a restart, a timer, a resync.
     Resumed,
     Planned(Result<PlanOutcome, Failure>),
@@ -144,7 +70,7 @@ pub enum Event {
 
 /// What the driver does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub enum Step {
     /// Read template and completeness, plan, render and check inputs (writes nothing).
     Plan,
     /// Write the rendered inputs and the pass record into the dated folder.
@@ -155,7 +81,7 @@ pub enum Action {
     Register { group: usize },
     /// Make sure job `job` of group `group` is submitted (adopting one submitted earlier).
     Submit { group: usize, job: usize },
-    /// Nothing to do before `until` (then act on [`Event::Resumed`]).
+    /// Nothing to do before `until` (then act on [`Outcome::Resumed`]).
     Wait { until: Timestamp },
     /// Observe every submitted job that has not finished.
     Poll,
@@ -171,11 +97,74 @@ pub enum Action {
     Done,
 }
 
-/// The new status and the next action.
+impl Outcome {
+    /// The failure the outcome reports, if any.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            Outcome::Resumed => None,
+            Outcome::Planned(r) => r.as_ref().err(),
+            Outcome::InputsWritten(r) | Outcome::InitsCopied(r) | Outcome::Cleaned(r) => {
+                r.as_ref().err()
+            }
+            Outcome::Registered { result, .. } => result.as_ref().err(),
+            Outcome::Submitted { result, .. } => result.as_ref().err(),
+            Outcome::Polled(r) => r.as_ref().err(),
+            Outcome::Terminated(r) => r.as_ref().err(),
+            Outcome::LogsCollected(r) => r.as_ref().err(),
+            Outcome::Recounted(r) => r.as_ref().err(),
+        }
+    }
+}
+
+impl Step {
+    /// The outcome of this step when it failed before it could start.
+    pub fn failed(&self, failure: Failure) -> Outcome {
+        match self {
+            Step::Plan => Outcome::Planned(Err(failure)),
+            Step::WriteInputs => Outcome::InputsWritten(Err(failure)),
+            Step::CopyInits => Outcome::InitsCopied(Err(failure)),
+            Step::Register { group } => Outcome::Registered {
+                group: *group,
+                result: Err(failure),
+            },
+            Step::Submit { group, job } => Outcome::Submitted {
+                group: *group,
+                job: *job,
+                result: Err(failure),
+            },
+            Step::Poll => Outcome::Polled(Err(failure)),
+            Step::Terminate { .. } => Outcome::Terminated(Err(failure)),
+            Step::CollectLogs => Outcome::LogsCollected(Err(failure)),
+            Step::Clean => Outcome::Cleaned(Err(failure)),
+            Step::Recount => Outcome::Recounted(Err(failure)),
+            Step::Wait { .. } | Step::Done => Outcome::Resumed,
+        }
+    }
+
+    /// A short name (spans, logs, crash points).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::Plan => "plan",
+            Step::WriteInputs => "write-inputs",
+            Step::CopyInits => "copy-inits",
+            Step::Register { .. } => "register",
+            Step::Submit { .. } => "submit",
+            Step::Wait { .. } => "wait",
+            Step::Poll => "poll",
+            Step::Terminate { .. } => "terminate",
+            Step::CollectLogs => "collect-logs",
+            Step::Clean => "clean",
+            Step::Recount => "recount",
+            Step::Done => "done",
+        }
+    }
+}
+
+/// The new status and the next step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     pub status: SimulationSeriesStatus,
-    pub action: Action,
+    pub step: Step,
 }
 
 /// Decides the next step of the series.
@@ -186,7 +175,7 @@ pub fn decide(
 ) -> Decision {
     let mut status = status.clone();
     let now = observation.now;
-    let action = match status.pass.as_ref() {
+    let step = match status.pass.as_ref() {
         Some(pass) if pass.phase.is_finished() => {
             if pass.generation == observation.generation && pass.rerun == observation.rerun {
                 match restart_of_failed_start(pass, observation) {
@@ -198,14 +187,14 @@ pub fn decide(
                     Restart::At(until) => {
                         return Decision {
                             status,
-                            action: Action::Wait { until },
+                            step: Step::Wait { until },
                         };
                     }
                     // A finished pass is left exactly as it is: no write, no call.
                     Restart::Never => {
                         return Decision {
                             status,
-                            action: Action::Done,
+                            step: Step::Done,
                         };
                     }
                 }
@@ -219,7 +208,7 @@ pub fn decide(
         None => start_pass(&mut status, observation, 0),
     };
     refresh_summary(&mut status, now);
-    Decision { status, action }
+    Decision { status, step }
 }
 
 enum Restart {
@@ -268,14 +257,14 @@ fn start_pass(
     status: &mut SimulationSeriesStatus,
     observation: &Observation,
     failed_starts: u32,
-) -> Action {
+) -> Step {
     let number = status.pass.as_ref().map_or(1, |p| p.number + 1);
     status.observed_generation = Some(observation.generation);
     status.pass = Some(Pass {
         number,
         generation: observation.generation,
         rerun: observation.rerun.clone(),
-        date: String::new(),
+        date: None,
         phase: Phase::Planning,
         started_at: Some(Time(observation.now)),
         finished_at: None,
@@ -289,7 +278,7 @@ fn start_pass(
         retry_at: None,
         groups: Vec::new(),
     });
-    Action::Plan
+    Step::Plan
 }
 
 /// One step of an active pass.
@@ -297,62 +286,62 @@ fn step(
     spec: &SimulationSeriesSpec,
     status: &mut SimulationSeriesStatus,
     observation: &Observation,
-) -> Action {
+) -> Step {
     let now = observation.now;
     let pass = status.pass.as_mut().expect("step runs on an active pass");
 
     // A failed call: retry transient failures after a backoff; permanent ones are handled by
     // the phase they happen in.
-    if let Some(failure) = failure_of(&observation.event) {
-        pass.last_error = Some(format!("{}: {}", failure.reason, failure.message));
+    if let Some(failure) = observation.outcome.failure() {
+        pass.last_error = Some(failure.error());
         if failure.transient {
             pass.consecutive_errors += 1;
-            let until = later(now, backoff(pass.consecutive_errors));
+            let until = later(now, signed(Backoff::CALLS.after(pass.consecutive_errors)));
             pass.next_poll_at = Some(Time(until));
-            return Action::Wait { until };
+            return Step::Wait { until };
         }
-    } else if !matches!(observation.event, Event::Resumed) {
+    } else if !matches!(observation.outcome, Outcome::Resumed) {
         pass.consecutive_errors = 0;
     }
     // After a transient failure, wait out the backoff before acting again.
-    if matches!(observation.event, Event::Resumed)
+    if matches!(observation.outcome, Outcome::Resumed)
         && pass.consecutive_errors > 0
         && let Some(Time(until)) = pass.next_poll_at
         && now < until
     {
-        return Action::Wait { until };
+        return Step::Wait { until };
     }
 
     // The last step of every pass that ran jobs: count complete runs again, then finish.
-    if let Event::Recounted(result) = &observation.event {
+    if let Outcome::Recounted(result) = &observation.outcome {
         if let Ok(counts) = result {
             status.runs = Some(counts.clone());
         }
         let pass = status.pass.as_mut().expect("active pass");
         let outcome = outcome(pass);
         finish(pass, outcome, now);
-        return Action::Done;
+        return Step::Done;
     }
 
     match pass.phase {
-        Phase::Planning => planning(status, &observation.event, now),
-        Phase::Submitting => submitting(spec, pass, &observation.event, now),
-        Phase::Running => running(spec, pass, &observation.event, now),
-        Phase::Terminating => terminating(spec, pass, &observation.event),
-        Phase::CollectingLogs => collecting_logs(spec, pass, &observation.event),
-        Phase::Cleaning => cleaning(&observation.event),
-        Phase::Complete | Phase::Incomplete | Phase::Failed => Action::Done,
+        Phase::Planning => planning(status, &observation.outcome, now),
+        Phase::Submitting => submitting(spec, pass, &observation.outcome, now),
+        Phase::Running => running(spec, pass, &observation.outcome, now),
+        Phase::Terminating => terminating(spec, pass, &observation.outcome),
+        Phase::CollectingLogs => collecting_logs(spec, pass, &observation.outcome),
+        Phase::Cleaning => cleaning(&observation.outcome),
+        Phase::Complete | Phase::Incomplete | Phase::Failed => Step::Done,
     }
 }
 
-fn planning(status: &mut SimulationSeriesStatus, event: &Event, now: Timestamp) -> Action {
+fn planning(status: &mut SimulationSeriesStatus, outcome: &Outcome, now: Timestamp) -> Step {
     let pass = status
         .pass
         .as_mut()
         .expect("planning runs on an active pass");
-    match event {
-        Event::Planned(Ok(outcome)) => {
-            pass.date = outcome.date.clone();
+    match outcome {
+        Outcome::Planned(Ok(outcome)) => {
+            pass.date = Some(outcome.date);
             pass.record = Some(outcome.record.clone());
             pass.groups = outcome
                 .groups
@@ -365,15 +354,13 @@ fn planning(status: &mut SimulationSeriesStatus, event: &Event, now: Timestamp) 
                     jobs: g
                         .jobs
                         .iter()
-                        .map(|j| JobRecord {
-                            name: j.name.clone(),
-                            file_set_name: j.file_set_name.clone(),
-                            array_size: j.array_size,
-                            runs: j.runs,
-                            id: None,
-                            state: None,
-                            summary: None,
-                            terminated: false,
+                        .map(|j| {
+                            JobRecord::planned(
+                                j.name.clone(),
+                                j.file_set_name.clone(),
+                                j.array_size,
+                                j.runs,
+                            )
                         })
                         .collect(),
                     logs: None,
@@ -384,75 +371,72 @@ fn planning(status: &mut SimulationSeriesStatus, event: &Event, now: Timestamp) 
                 // Nothing missing: nothing to write, submit or clean.
                 pass.record = None;
                 finish(pass, Phase::Complete, now);
-                Action::Done
+                Step::Done
             } else {
-                Action::WriteInputs
+                Step::WriteInputs
             }
         }
-        Event::Planned(Err(failure)) => {
-            pass.last_error = Some(format!("{}: {}", failure.reason, failure.message));
+        Outcome::Planned(Err(failure)) => {
+            pass.last_error = Some(failure.error());
             fail_start(pass, failure, now);
-            Action::Done
+            Step::Done
         }
-        Event::InputsWritten(Ok(())) => Action::CopyInits,
-        Event::InitsCopied(Ok(())) => {
+        Outcome::InputsWritten(Ok(())) => Step::CopyInits,
+        Outcome::InitsCopied(Ok(())) => {
             pass.phase = Phase::Submitting;
             next_submission(pass)
         }
-        Event::InputsWritten(Err(failure)) | Event::InitsCopied(Err(failure)) => {
-            pass.last_error = Some(format!("{}: {}", failure.reason, failure.message));
+        Outcome::InputsWritten(Err(failure)) | Outcome::InitsCopied(Err(failure)) => {
+            pass.last_error = Some(failure.error());
             fail_start(pass, failure, now);
-            Action::Done
+            Step::Done
         }
         // A restart in the middle of planning plans again: nothing was submitted yet, and
         // writing the same inputs twice is harmless.
-        _ => Action::Plan,
+        _ => Step::Plan,
     }
 }
 
 fn submitting(
     spec: &SimulationSeriesSpec,
     pass: &mut Pass,
-    event: &Event,
+    outcome: &Outcome,
     now: Timestamp,
-) -> Action {
-    match event {
-        Event::Registered { group, result } => {
+) -> Step {
+    match outcome {
+        Outcome::Registered { group, result } => {
             if let (Some(g), Ok(definition)) = (pass.groups.get_mut(*group), result) {
                 g.job_definition = Some(definition.id.clone());
                 g.definition_owned = definition.owned;
             } else if let (Some(g), Err(_)) = (pass.groups.get_mut(*group), result) {
                 // The group's jobs cannot run; the pass goes on with the others.
                 for job in &mut g.jobs {
-                    job.state = Some("FAILED".into());
-                    job.id
-                        .get_or_insert_with(|| format!("unsubmitted:{}", job.name));
+                    match job.submission() {
+                        Submission::Intended => job.record_refused(),
+                        Submission::Submitted(_) | Submission::Refused => {
+                            job.state = Some(JobState::Failed)
+                        }
+                    }
                 }
             }
         }
-        Event::Submitted { group, job, result } => {
+        Outcome::Submitted { group, job, result } => {
             if let Some(record) = pass
                 .groups
                 .get_mut(*group)
                 .and_then(|g| g.jobs.get_mut(*job))
             {
                 match result {
-                    Ok(id) => {
-                        record.id = Some(id.clone());
-                        record.state = Some("SUBMITTED".into());
-                    }
-                    Err(_) => {
-                        // Recorded as failed so the pass can end; a rerun resubmits its runs.
-                        record.id = Some(format!("unsubmitted:{}", record.name));
-                        record.state = Some("FAILED".into());
-                    }
+                    Ok(id) => record.record_submitted(id.clone()),
+                    // Recorded as failed so the pass can end; a rerun resubmits its runs.
+                    Err(_) => record.record_refused(),
                 }
             }
         }
         _ => {}
     }
     let next = next_submission(pass);
-    if next != Action::Poll {
+    if next != Step::Poll {
         return next;
     }
     pass.phase = Phase::Running;
@@ -461,28 +445,34 @@ fn submitting(
     if all_finished(pass) {
         return after_running(spec, pass);
     }
-    Action::Wait { until }
+    Step::Wait { until }
 }
 
 /// The next definition to register or job to submit, or `Poll` when all are submitted.
-fn next_submission(pass: &Pass) -> Action {
+fn next_submission(pass: &Pass) -> Step {
     for (g, group) in pass.groups.iter().enumerate() {
-        if group.jobs.iter().all(|j| j.id.is_some()) {
+        let intended = |j: &JobRecord| j.submission() == Submission::Intended;
+        if !group.jobs.iter().any(intended) {
             continue;
         }
         if group.job_definition.is_none() {
-            return Action::Register { group: g };
+            return Step::Register { group: g };
         }
-        if let Some(j) = group.jobs.iter().position(|j| j.id.is_none()) {
-            return Action::Submit { group: g, job: j };
+        if let Some(j) = group.jobs.iter().position(intended) {
+            return Step::Submit { group: g, job: j };
         }
     }
-    Action::Poll
+    Step::Poll
 }
 
-fn running(spec: &SimulationSeriesSpec, pass: &mut Pass, event: &Event, now: Timestamp) -> Action {
-    match event {
-        Event::Polled(Ok(observed)) => {
+fn running(
+    spec: &SimulationSeriesSpec,
+    pass: &mut Pass,
+    outcome: &Outcome,
+    now: Timestamp,
+) -> Step {
+    match outcome {
+        Outcome::Polled(Ok(observed)) => {
             pass.attempts += 1;
             apply_observations(pass, observed);
             if all_finished(pass) {
@@ -494,32 +484,32 @@ fn running(spec: &SimulationSeriesSpec, pass: &mut Pass, event: &Event, now: Tim
             }
             let until = later(now, delay(spec));
             pass.next_poll_at = Some(Time(until));
-            Action::Wait { until }
+            Step::Wait { until }
         }
-        Event::Polled(Err(_)) => {
+        Outcome::Polled(Err(_)) => {
             // A permanent polling failure (the jobs are gone): nothing more can be learnt.
             after_last_poll(spec, pass)
         }
         _ => match pass.next_poll_at {
-            Some(Time(until)) if now < until => Action::Wait { until },
-            _ => Action::Poll,
+            Some(Time(until)) if now < until => Step::Wait { until },
+            _ => Step::Poll,
         },
     }
 }
 
 /// After the last poll: terminate what still runs, or let it be.
-fn after_last_poll(spec: &SimulationSeriesSpec, pass: &mut Pass) -> Action {
+fn after_last_poll(spec: &SimulationSeriesSpec, pass: &mut Pass) -> Step {
     let unfinished = unfinished_ids(pass);
     if spec.parameters.terminate_jobs && !unfinished.is_empty() {
         pass.phase = Phase::Terminating;
-        return Action::Terminate { jobs: unfinished };
+        return Step::Terminate { jobs: unfinished };
     }
     after_running(spec, pass)
 }
 
-fn terminating(spec: &SimulationSeriesSpec, pass: &mut Pass, event: &Event) -> Action {
-    match event {
-        Event::Terminated(Ok(ids)) => {
+fn terminating(spec: &SimulationSeriesSpec, pass: &mut Pass, outcome: &Outcome) -> Step {
+    match outcome {
+        Outcome::Terminated(Ok(ids)) => {
             for job in pass.groups.iter_mut().flat_map(|g| &mut g.jobs) {
                 if job.id.as_ref().is_some_and(|id| ids.contains(id)) {
                     job.terminated = true;
@@ -527,38 +517,38 @@ fn terminating(spec: &SimulationSeriesSpec, pass: &mut Pass, event: &Event) -> A
             }
             after_running(spec, pass)
         }
-        Event::Terminated(Err(_)) => after_running(spec, pass),
+        Outcome::Terminated(Err(_)) => after_running(spec, pass),
         _ => {
             let unfinished: Vec<String> = pass
                 .groups
                 .iter()
                 .flat_map(|g| &g.jobs)
-                .filter(|j| !j.terminated && !is_finished(j))
+                .filter(|j| !j.terminated && !j.is_finished())
                 .filter_map(|j| j.id.clone())
                 .collect();
             if unfinished.is_empty() {
                 after_running(spec, pass)
             } else {
-                Action::Terminate { jobs: unfinished }
+                Step::Terminate { jobs: unfinished }
             }
         }
     }
 }
 
 /// The jobs are done (or given up on): logs, then cleaning, then the end.
-fn after_running(spec: &SimulationSeriesSpec, pass: &mut Pass) -> Action {
+fn after_running(spec: &SimulationSeriesSpec, pass: &mut Pass) -> Step {
     pass.next_poll_at = None;
     if spec.parameters.save_logs {
         pass.phase = Phase::CollectingLogs;
-        Action::CollectLogs
+        Step::CollectLogs
     } else {
         after_logs(spec, pass)
     }
 }
 
-fn collecting_logs(spec: &SimulationSeriesSpec, pass: &mut Pass, event: &Event) -> Action {
-    match event {
-        Event::LogsCollected(Ok(logs)) => {
+fn collecting_logs(spec: &SimulationSeriesSpec, pass: &mut Pass, outcome: &Outcome) -> Step {
+    match outcome {
+        Outcome::LogsCollected(Ok(logs)) => {
             for saved in logs {
                 if let Some(group) = pass.groups.iter_mut().find(|g| g.group == saved.group) {
                     group.logs = Some(saved.record.clone());
@@ -567,25 +557,25 @@ fn collecting_logs(spec: &SimulationSeriesSpec, pass: &mut Pass, event: &Event) 
             after_logs(spec, pass)
         }
         // Logs that cannot be saved are reported (last_error) but do not hold the pass.
-        Event::LogsCollected(Err(_)) => after_logs(spec, pass),
-        _ => Action::CollectLogs,
+        Outcome::LogsCollected(Err(_)) => after_logs(spec, pass),
+        _ => Step::CollectLogs,
     }
 }
 
-fn after_logs(spec: &SimulationSeriesSpec, pass: &mut Pass) -> Action {
+fn after_logs(spec: &SimulationSeriesSpec, pass: &mut Pass) -> Step {
     if spec.parameters.clean_jobs {
         pass.phase = Phase::Cleaning;
-        Action::Clean
+        Step::Clean
     } else {
-        Action::Recount
+        Step::Recount
     }
 }
 
-fn cleaning(event: &Event) -> Action {
-    match event {
+fn cleaning(outcome: &Outcome) -> Step {
+    match outcome {
         // Cleaning failures are reported (last_error) and do not hold the pass.
-        Event::Cleaned(_) => Action::Recount,
-        _ => Action::Clean,
+        Outcome::Cleaned(_) => Step::Recount,
+        _ => Step::Clean,
     }
 }
 
@@ -595,7 +585,7 @@ fn outcome(pass: &Pass) -> Phase {
         .groups
         .iter()
         .flat_map(|g| &g.jobs)
-        .all(|j| j.state.as_deref() == Some("SUCCEEDED") && !j.terminated);
+        .all(JobRecord::succeeded);
     if succeeded {
         Phase::Complete
     } else {
@@ -607,8 +597,8 @@ fn outcome(pass: &Pass) -> Phase {
 fn fail_start(pass: &mut Pass, failure: &Failure, now: Timestamp) {
     finish(pass, Phase::Failed, now);
     if failure.reason != INVALID_SPEC {
-        let wait = doubling(RESTART_BASE, RESTART_MAX, pass.failed_starts);
-        pass.retry_at = Some(Time(later(now, wait)));
+        let wait = Backoff::RESTARTS.after(pass.failed_starts.saturating_add(1));
+        pass.retry_at = Some(Time(later(now, signed(wait))));
     }
 }
 
@@ -621,41 +611,26 @@ fn finish(pass: &mut Pass, phase: Phase, now: Timestamp) {
 fn apply_observations(pass: &mut Pass, observed: &[JobObservation]) {
     for job in pass.groups.iter_mut().flat_map(|g| &mut g.jobs) {
         if let Some(seen) = observed.iter().find(|o| Some(&o.id) == job.id.as_ref()) {
-            job.state = Some(seen.state.clone());
+            job.state = Some(seen.state);
             job.summary = Some(seen.summary.clone());
         }
     }
 }
 
-fn is_finished(job: &JobRecord) -> bool {
-    matches!(job.state.as_deref(), Some("SUCCEEDED" | "FAILED"))
-}
-
 fn all_finished(pass: &Pass) -> bool {
-    pass.groups.iter().flat_map(|g| &g.jobs).all(is_finished)
+    pass.groups
+        .iter()
+        .flat_map(|g| &g.jobs)
+        .all(JobRecord::is_finished)
 }
 
 fn unfinished_ids(pass: &Pass) -> Vec<String> {
     pass.groups
         .iter()
         .flat_map(|g| &g.jobs)
-        .filter(|j| !is_finished(j))
+        .filter(|j| !j.is_finished())
         .filter_map(|j| j.id.clone())
         .collect()
-}
-
-fn failure_of(event: &Event) -> Option<&Failure> {
-    match event {
-        Event::Resumed => None,
-        Event::Planned(r) => r.as_ref().err(),
-        Event::InputsWritten(r) | Event::InitsCopied(r) | Event::Cleaned(r) => r.as_ref().err(),
-        Event::Registered { result, .. } => result.as_ref().err(),
-        Event::Submitted { result, .. } => result.as_ref().err(),
-        Event::Polled(r) => r.as_ref().err(),
-        Event::Terminated(r) => r.as_ref().err(),
-        Event::LogsCollected(r) => r.as_ref().err(),
-        Event::Recounted(r) => r.as_ref().err(),
-    }
 }
 
 /// `now + wait`, saturating at the end of time: the spec may come from a cluster whose
@@ -668,143 +643,7 @@ fn delay(spec: &SimulationSeriesSpec) -> SignedDuration {
     SignedDuration::from_secs(spec.parameters.retry_delay.min(i64::MAX as u64) as i64)
 }
 
-fn backoff(errors: u32) -> SignedDuration {
-    doubling(BACKOFF_BASE, BACKOFF_MAX, errors.saturating_sub(1))
-}
-
-/// `base` doubled `times` times, at most `max`.
-fn doubling(base: Duration, max: Duration, times: u32) -> SignedDuration {
-    let wait = base
-        .saturating_mul(2u32.saturating_pow(times.min(16)))
-        .min(max);
+/// A wait as the clock adds it (saturating: a `Duration` can exceed a `SignedDuration`).
+fn signed(wait: Duration) -> SignedDuration {
     SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX)
-}
-
-/// Phase, counts and kstatus conditions, derived from the pass.
-fn refresh_summary(status: &mut SimulationSeriesStatus, now: Timestamp) {
-    let Some(pass) = &status.pass else { return };
-    status.phase = Some(pass.phase);
-    status.attempts = pass.attempts;
-    status.active_jobs = pass
-        .groups
-        .iter()
-        .flat_map(|g| &g.jobs)
-        .filter(|j| j.id.is_some() && !is_finished(j) && !j.terminated)
-        .count() as u32;
-    if let Some(runs) = &status.runs {
-        status.progress = Some(format!("{}/{}", runs.complete, runs.total));
-    }
-    let generation = status.observed_generation;
-    let [ready, reconciling, stalled] = conditions_for(pass);
-    for (kind, (state, reason, message)) in [
-        ("Ready", ready),
-        ("Reconciling", reconciling),
-        ("Stalled", stalled),
-    ] {
-        set_condition(
-            &mut status.conditions,
-            kind,
-            state,
-            &reason,
-            &message,
-            generation,
-            now,
-        );
-    }
-}
-
-type ConditionValue = (&'static str, String, String);
-
-/// (status, reason, message) of Ready, Reconciling and Stalled for a pass.
-fn conditions_for(pass: &Pass) -> [ConditionValue; 3] {
-    let number = pass.number;
-    match pass.phase {
-        Phase::Complete => {
-            let message = format!("pass {number} completed every run");
-            [
-                ("True", "PassComplete".into(), message),
-                ("False", "PassComplete".into(), String::new()),
-                ("False", "PassComplete".into(), String::new()),
-            ]
-        }
-        Phase::Incomplete => {
-            let unfinished: u32 = pass
-                .groups
-                .iter()
-                .flat_map(|g| &g.jobs)
-                .filter(|j| j.state.as_deref() != Some("SUCCEEDED") || j.terminated)
-                .map(|j| {
-                    let succeeded = j.summary.as_ref().map_or(0, |s| s.succeeded);
-                    j.array_size.saturating_sub(succeeded)
-                })
-                .sum();
-            let message = format!(
-                "pass {number} ended with {unfinished} failed or terminated input(s); change the simseries.io/rerun annotation (or run with --rerun) to run them again"
-            );
-            [
-                ("False", "RunsFailed".into(), message.clone()),
-                ("False", "RunsFailed".into(), String::new()),
-                ("True", "RunsFailed".into(), message),
-            ]
-        }
-        Phase::Failed => {
-            let error = pass.last_error.clone().unwrap_or_default();
-            let (reason, mut message) = match error.split_once(": ") {
-                Some((reason, message)) => (reason.to_string(), message.to_string()),
-                None => ("PassFailed".to_string(), error),
-            };
-            if pass.retry_at.is_some() {
-                message.push_str(" (the pass starts again once this is fixed)");
-            }
-            [
-                ("False", reason.clone(), message.clone()),
-                ("False", reason.clone(), String::new()),
-                ("True", reason, message),
-            ]
-        }
-        phase => {
-            let mut message = format!("pass {number}: {phase:?}");
-            if pass.consecutive_errors > 0
-                && let Some(error) = &pass.last_error
-            {
-                message.push_str(&format!(", retrying after: {error}"));
-            }
-            [
-                ("False", "PassInProgress".into(), message.clone()),
-                ("True", "PassInProgress".into(), message),
-                ("False", "PassInProgress".into(), String::new()),
-            ]
-        }
-    }
-}
-
-/// Sets a condition, changing `lastTransitionTime` only when its status changes.
-pub fn set_condition(
-    conditions: &mut Vec<Condition>,
-    kind: &str,
-    state: &str,
-    reason: &str,
-    message: &str,
-    generation: Option<i64>,
-    now: Timestamp,
-) {
-    match conditions.iter_mut().find(|c| c.type_ == kind) {
-        Some(existing) => {
-            if existing.status != state {
-                existing.last_transition_time = Time(now);
-            }
-            existing.status = state.to_string();
-            existing.reason = reason.to_string();
-            existing.message = message.to_string();
-            existing.observed_generation = generation;
-        }
-        None => conditions.push(Condition {
-            type_: kind.to_string(),
-            status: state.to_string(),
-            reason: reason.to_string(),
-            message: message.to_string(),
-            observed_generation: generation,
-            last_transition_time: Time(now),
-        }),
-    }
 }

@@ -3,9 +3,9 @@
 
 use minijinja::Value;
 
-use crate::plan::{Input, Plan};
-use crate::template::{Template, TemplateError, XmlError, check_xml, json_value};
-use crate::validate::ValidSeries;
+use crate::model::validate::ValidSeries;
+use crate::planning::plan::{Input, Plan};
+use crate::planning::template::{Template, TemplateError, XmlError, check_xml, json_value};
 
 /// One rendered input file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,37 @@
+//! The command line driver: `simseries run` reconciles a series file on this machine (its
+//! status file, run lock, progress display and completeness table); `simseries plan` reports
+//! what a pass would do.
+
+pub mod completeness;
+pub mod lock;
+pub mod plan_report;
+pub mod progress;
+pub mod run;
+pub mod status_file;
+
+use crate::executor::local::launcher::LaunchError;
+use crate::model::specfile::SpecFileError;
+use crate::model::validate::SpecErrors;
+use crate::planning::prepare::PrepareError;
+use crate::storage::StorageError;
+
+/// Why a command could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    SpecFile(#[from] SpecFileError),
+    #[error(transparent)]
+    Spec(#[from] SpecErrors),
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
+    #[error(transparent)]
+    StatusFile(#[from] status_file::StatusFileError),
+    #[error("{0}; check spec.context.workingLocation")]
+    Unreachable(StorageError),
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    #[error("cannot write {what}: {error}")]
+    Write { what: String, error: StorageError },
+}

@@ -1,0 +1,106 @@
+//! The types the decision and its adapters exchange: what an action produced (a plan, a job
+//! definition, job observations, saved logs, child outcomes) or why it failed. They sit below
+//! both the decision ([`crate::pass::decide`]) and the executors, so neither imports the other.
+
+use crate::model::layout::Date;
+use crate::model::status::{JobState, LogRecord, PassError, RunCounts, StatusSummary};
+
+/// A failed action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// CamelCase reason, e.g. `TemplateError`, `Throttled`.
+    pub reason: String,
+    pub message: String,
+    /// Worth retrying as is (throttling, network); otherwise the user has to act.
+    pub transient: bool,
+}
+
+impl Failure {
+    /// What the status records of it.
+    pub fn error(&self) -> PassError {
+        PassError::new(&self.reason, &self.message)
+    }
+
+    pub fn permanent(reason: &str, message: impl Into<String>) -> Self {
+        Failure {
+            reason: reason.to_string(),
+            message: message.into(),
+            transient: false,
+        }
+    }
+
+    pub fn transient(reason: &str, message: impl Into<String>) -> Self {
+        Failure {
+            reason: reason.to_string(),
+            message: message.into(),
+            transient: true,
+        }
+    }
+}
+
+/// What planning found: run counts and the jobs to submit per group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanOutcome {
+    pub date: Date,
+    pub counts: RunCounts,
+    /// Groups that have inputs, in the order of `series.groups`.
+    pub groups: Vec<PlannedGroup>,
+    /// Key of the pass record in the working location.
+    pub record: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedGroup {
+    pub group: String,
+    pub group_key: String,
+    pub jobs: Vec<PlannedJobRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedJobRecord {
+    pub name: String,
+    pub file_set_name: String,
+    pub array_size: u32,
+    pub runs: u32,
+}
+
+/// A job as last seen by the executor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobObservation {
+    pub id: String,
+    pub state: JobState,
+    pub summary: StatusSummary,
+}
+
+/// Logs saved for one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupLogs {
+    pub group: String,
+    pub record: LogRecord,
+}
+
+/// Per-child outcome, for the pass record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChildOutcome {
+    pub index: u32,
+    /// `SUCCEEDED`, `FAILED`, or the last state seen; absent when the child was never seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<JobState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Child job ID (AWS Batch: `parentId:index`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// The job definition a group's jobs run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definition {
+    /// ARN on AWS Batch.
+    pub id: String,
+    /// Registered by this series (tagged as its own): `cleanJobs` deregisters it.
+    pub owned: bool,
+}
