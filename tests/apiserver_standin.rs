@@ -1,12 +1,9 @@
-//! The stand-in API server (tests/common/apiserver) against the real kubectl and kube-rs:
-//! the flows the end-to-end tests rely on.
-
-mod common;
+//! The stand-in API server (crates/kube-standin) against the real kubectl and kube-rs, with
+//! simseries' own CRD: the flows the end-to-end tests rely on.
 
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::apiserver::{self, StandIn};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::SignedDuration;
@@ -17,6 +14,7 @@ use kube::api::{
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
+use kube_standin::{self as apiserver, StandIn};
 use serde_json::{Value, json};
 use simseries::model::spec::SimulationSeries;
 

@@ -1,5 +1,5 @@
 //! End to end: the real `simseries controller` binary, the real `kubectl`, moto for AWS, and —
-//! for the Kubernetes API — the stand-in server of tests/common/apiserver, or a real cluster
+//! for the Kubernetes API — the stand-in server of crates/kube-standin, or a real cluster
 //! when `SIMSERIES_E2E_KUBECONFIG` names its kubeconfig (see the README).
 
 mod common;
@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::apiserver;
 use common::moto::{self, Moto};
 use common::{privileges, temp_dir};
+use kube_standin as apiserver;
 
 const CRD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/simulationseries.yaml");
 

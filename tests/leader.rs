@@ -1,8 +1,5 @@
 //! Leader election on a Lease, against the stand-in API server (optimistic concurrency as the
 //! real server has it): one leader at a time, takeover after expiry, a lost lease noticed.
-
-mod common;
-
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -16,7 +13,7 @@ fn elector(api: &Api<Lease>, name: &str, identity: &str) -> LeaderElection {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_replica_leads_until_it_stops_renewing() {
-    let server = common::apiserver::start().await;
+    let server = kube_standin::start().await;
     let api: Api<Lease> = Api::namespaced(server.client().await, "default");
     let a = elector(&api, "leader", "a");
     let b = elector(&api, "leader", "b");
@@ -51,7 +48,7 @@ async fn one_replica_leads_until_it_stops_renewing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replicas_racing_for_a_free_lease_have_one_winner() {
-    let server = common::apiserver::start().await;
+    let server = kube_standin::start().await;
     let api: Api<Lease> = Api::namespaced(server.client().await, "default");
     for round in 0..5 {
         let name = format!("race-{round}");

@@ -104,7 +104,6 @@ pub fn simseries(args: &[&str], env: &[(&str, String)]) -> std::process::Output 
     }
     command.output().expect("the simseries binary runs")
 }
-pub mod apiserver;
 pub mod aws_run;
 pub mod fake_batch;
 pub mod fault_proxy;

@@ -77,6 +77,12 @@ pub struct Txn<'a> {
     pub dry_run: bool,
 }
 
+impl Default for Store {
+    fn default() -> Self {
+        Store::new()
+    }
+}
+
 impl Store {
     pub fn new() -> Self {
         let store = Self {

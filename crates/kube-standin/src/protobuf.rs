@@ -13,8 +13,9 @@ pub const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
 /// The envelope's magic prefix, before the `runtime.Unknown` message.
 const MAGIC: &[u8] = b"k8s\x00";
 
+/// A field's value; numbers are skipped, only nested messages and strings are read.
 enum Field<'a> {
-    Varint(u64),
+    Varint,
     Bytes(&'a [u8]),
     Fixed,
 }
@@ -25,7 +26,10 @@ fn fields(mut data: &[u8]) -> Option<Vec<(u64, Field<'_>)>> {
     while !data.is_empty() {
         let tag = varint(&mut data)?;
         let field = match tag & 7 {
-            0 => Field::Varint(varint(&mut data)?),
+            0 => {
+                varint(&mut data)?;
+                Field::Varint
+            }
             1 => {
                 data = data.get(8..)?;
                 Field::Fixed
@@ -70,7 +74,7 @@ fn bytes_of<'a>(fields: &[(u64, Field<'a>)], number: u64) -> impl Iterator<Item 
         .filter(move |(n, _)| *n == number)
         .filter_map(|(_, f)| match f {
             Field::Bytes(b) => Some(*b),
-            Field::Varint(_) | Field::Fixed => None,
+            Field::Varint | Field::Fixed => None,
         })
 }
 

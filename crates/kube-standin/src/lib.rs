@@ -2,7 +2,7 @@
 //! real `kubectl` and kube-rs both talk to over plain HTTP on `127.0.0.1`.
 //!
 //! ```ignore
-//! let server = common::apiserver::start().await;          // on a multi-thread runtime
+//! let server = kube_standin::start().await;               // on a multi-thread runtime
 //! server.kubectl(&["apply", "-f", "crds/simulationseries.yaml"]);
 //! let client = server.client().await;                      // a kube::Client for it
 //! ```
@@ -105,7 +105,6 @@
 //! `tokio::task::block_in_place`, so tests simply call it from
 //! `#[tokio::test(flavor = "multi_thread")]`. On a current-thread runtime the server cannot
 //! answer while the thread is blocked, so there call it via `tokio::task::spawn_blocking`.
-#![allow(dead_code)]
 
 mod crd;
 mod crud;
@@ -176,7 +175,7 @@ pub async fn start() -> StandIn {
             .expect("the stand-in API server runs");
     });
     let url = format!("http://{address}");
-    let dir = super::temp_dir("apiserver");
+    let dir = temp_dir();
     let kubeconfig = dir.join("kubeconfig");
     std::fs::write(
         &kubeconfig,
@@ -328,4 +327,14 @@ impl Drop for StandIn {
         self.task.abort();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A fresh folder for one server's kubeconfig and kubectl cache.
+fn temp_dir() -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("kube-standin-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    dir
 }
