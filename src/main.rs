@@ -1,3 +1,6 @@
+//! The `simseries` binary: the command line (`run`, `plan`, `crd`, `controller`). It parses
+//! arguments, sets up logging and is the one place where errors become messages and exit codes.
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

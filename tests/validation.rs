@@ -109,7 +109,8 @@ fn seeds_outside_the_range_or_twice() {
     // A negative seed does not even parse; the parser names the field.
     let err =
         simseries::model::specfile::parse(&SERIES.replace("seeds: [0, 1, 2, 3]", "seeds: [0, -1]"))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
     assert!(err.contains("spec.series.seeds[1]"), "{err}");
 }
 

@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::model::layout;
+
 /// The lock, held until dropped.
 #[derive(Debug)]
 pub struct RunLock {
@@ -37,12 +39,12 @@ pub enum LockError {
 
 impl RunLock {
     pub fn take(root: &Path, series: &str) -> Result<RunLock, LockError> {
-        let dir = root.join(series).join("simseries");
+        let path = root.join(layout::run_lock(series));
+        let dir = path.parent().unwrap_or(root).to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|error| LockError::Folder {
             dir: dir.clone(),
             error,
         })?;
-        let path = dir.join("run.lock");
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)

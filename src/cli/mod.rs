@@ -7,6 +7,7 @@ pub mod lock;
 pub mod plan_report;
 pub mod progress;
 pub mod run;
+pub mod signals;
 pub mod status_file;
 
 use crate::executor::local::launcher::LaunchError;

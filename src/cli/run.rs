@@ -17,15 +17,14 @@ use crate::cli::CliError;
 use crate::cli::completeness::completeness_table;
 use crate::cli::lock::RunLock;
 use crate::cli::progress::Reporter;
-use crate::cli::status_file::{
-    self, LocalState, spec_generation, status_key, with_storage_retries,
-};
+use crate::cli::signals::interrupt;
+use crate::cli::status_file::{self, LocalState, spec_generation, with_storage_retries};
 use crate::executor::Executor;
 use crate::executor::batch::aws::AwsBatchApi;
 use crate::executor::batch::{BatchExecutor, BatchSettings};
 use crate::executor::local::LocalExecutor;
 use crate::executor::local::launcher::Launcher;
-use crate::model::layout::Date;
+use crate::model::layout::{self, Date};
 use crate::model::location::Location;
 use crate::model::specfile;
 use crate::model::status::{Phase, SimulationSeriesStatus};
@@ -97,7 +96,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, CliError> {
         .await
         .map_err(CliError::Unreachable)?;
 
-    let key = status_key(&spec.series.name);
+    let key = layout::status_file(&spec.series.name);
     let mut state = status_file::load(stores.working.as_ref(), &key).await?;
     state.api_version = "simseries.io/v1alpha1".into();
     state.kind = "LocalRunState".into();
@@ -276,14 +275,4 @@ fn owner_of(file: &Path) -> String {
         .collect();
     let start = text.len().saturating_sub(256);
     text[start..].to_string()
-}
-
-/// Ctrl-C or SIGTERM.
-pub(crate) async fn interrupt() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM can be handled");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

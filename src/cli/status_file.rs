@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::cli::signals::interrupt;
 use crate::model::spec::SimulationSeriesSpec;
 use crate::model::status::SimulationSeriesStatus;
 use crate::pass::backoff::Backoff;
@@ -49,11 +50,6 @@ pub enum StatusFileError {
         "cannot write the status file: {0}; check that spec.context.workingLocation is writable"
     )]
     Write(StorageError),
-}
-
-/// Key of the status file in the working location.
-pub fn status_key(series: &str) -> String {
-    format!("{series}/simseries/status.json")
 }
 
 /// The generation of a spec without a cluster: a digest of its content.
@@ -107,7 +103,7 @@ where
                 );
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = super::run::interrupt() => return Err(e),
+                    _ = interrupt() => return Err(e),
                 }
             }
             result => return result,

@@ -50,11 +50,30 @@ fn crd_name() -> String {
     SimulationSeries::crd().metadata.name.unwrap_or_default()
 }
 
+/// Why the controller stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("cannot reach the Kubernetes API (in-cluster config or KUBECONFIG): {0}")]
+    Unreachable(kube::Error),
+    #[error(
+        "the CRD {0} does not serve v1alpha1; install this version's CRD: kubectl apply -f crds/simulationseries.yaml (or `simseries crd | kubectl apply -f -`)"
+    )]
+    CrdVersion(String),
+    #[error(
+        "the CRD {0} is not installed; install it with `kubectl apply -f crds/simulationseries.yaml` (or `simseries crd | kubectl apply -f -`)"
+    )]
+    CrdMissing(String),
+    #[error("cannot check the CRD {name}: {error}")]
+    CrdUnreadable { name: String, error: kube::Error },
+    #[error("lost the leader lease; exiting so that only one replica works")]
+    LeaseLost,
+}
+
 /// Runs until SIGTERM/SIGINT, or until the leader lease is lost.
-pub async fn run(options: ControllerOptions) -> Result<(), String> {
-    let client = Client::try_default().await.map_err(|e| {
-        format!("cannot reach the Kubernetes API (in-cluster config or KUBECONFIG): {e}")
-    })?;
+pub async fn run(options: ControllerOptions) -> Result<(), ControllerError> {
+    let client = Client::try_default()
+        .await
+        .map_err(ControllerError::Unreachable)?;
     check_crd(&client).await?;
 
     let metrics = Arc::new(Metrics::default());
@@ -130,14 +149,14 @@ pub async fn run(options: ControllerOptions) -> Result<(), String> {
     };
     let outcome = tokio::select! {
         _ = controller => Ok(()),
-        _ = lease_lost => Err("lost the leader lease; exiting so that only one replica works".to_string()),
+        _ = lease_lost => Err(ControllerError::LeaseLost),
     };
     server.abort();
     outcome
 }
 
 /// Says how to install the CRD when it is missing.
-async fn check_crd(client: &Client) -> Result<(), String> {
+async fn check_crd(client: &Client) -> Result<(), ControllerError> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     match crds.get_opt(&crd_name()).await {
         Ok(Some(crd)) => {
@@ -149,16 +168,13 @@ async fn check_crd(client: &Client) -> Result<(), String> {
             if served {
                 Ok(())
             } else {
-                Err(format!(
-                    "the CRD {} does not serve v1alpha1; install this version's CRD: kubectl apply -f crds/simulationseries.yaml (or `simseries crd | kubectl apply -f -`)",
-                    crd_name()
-                ))
+                Err(ControllerError::CrdVersion(crd_name()))
             }
         }
-        Ok(None) => Err(format!(
-            "the CRD {} is not installed; install it with `kubectl apply -f crds/simulationseries.yaml` (or `simseries crd | kubectl apply -f -`)",
-            crd_name()
-        )),
-        Err(e) => Err(format!("cannot check the CRD {}: {e}", crd_name())),
+        Ok(None) => Err(ControllerError::CrdMissing(crd_name())),
+        Err(error) => Err(ControllerError::CrdUnreadable {
+            name: crd_name(),
+            error,
+        }),
     }
 }

@@ -110,6 +110,7 @@ fn key(series: &SimulationSeries) -> String {
 }
 
 /// Reconciles one series (the controller's reconcile function).
+#[tracing::instrument(skip_all, fields(series = %key(&series)))]
 pub async fn reconcile(
     series: Arc<SimulationSeries>,
     ctx: Arc<Reconciler>,
@@ -179,7 +180,6 @@ fn precheck(
     Ok((locations, settings))
 }
 
-#[tracing::instrument(skip_all, fields(series = %key(&series)))]
 async fn apply(series: Arc<SimulationSeries>, ctx: &Reconciler) -> Result<Action, Error> {
     let namespace = series.namespace().unwrap_or_default();
     let spec = series.spec.clone();
@@ -371,7 +371,6 @@ async fn report_error(series: &SimulationSeries, error: &Error, ctx: &Reconciler
 
 /// On delete: terminate the series' unfinished jobs (unless told to keep them) and deregister
 /// the job definitions it registered. A failure keeps the finalizer and is retried.
-#[tracing::instrument(skip_all, fields(series = %key(&series)))]
 async fn cleanup(series: Arc<SimulationSeries>, ctx: &Reconciler) -> Result<Action, Error> {
     let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
     let reference = series.object_ref(&());

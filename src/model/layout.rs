@@ -62,6 +62,26 @@ pub fn check_relative_key(key: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// `{name}/`: everything of a series in the working location (its outputs are listed below it).
+pub fn series_prefix(series: &str) -> String {
+    format!("{series}/")
+}
+
+/// `{name}/simseries/status.json`: the status file of `simseries run`.
+pub fn status_file(series: &str) -> String {
+    format!("{series}/simseries/status.json")
+}
+
+/// `{name}/simseries/run.lock`: the lock one `simseries run` holds.
+pub fn run_lock(series: &str) -> String {
+    format!("{series}/simseries/run.lock")
+}
+
+/// `{init}/inits/`: the init files of an init in the working location.
+pub fn init_prefix(init_name: &str) -> String {
+    format!("{init_name}/inits/")
+}
+
 /// `{init}/inits/inits.{MODEL}/{init}_{key}.{ext}`: an init file in the working location.
 pub fn init_source(init_name: &str, model: &str, init_key: &str, extension: &str) -> String {
     format!(
@@ -129,6 +149,12 @@ impl DatedFolder {
     /// scaffolding).
     pub fn scaffolding(&self) -> String {
         format!("{}simseries/", self.root())
+    }
+
+    /// `{name}/{date}/simseries/pass-{n}/children/`: the files of the local children of a
+    /// pass (output, exit code, process group).
+    pub fn children(&self, pass: u32) -> String {
+        format!("{}pass-{pass}/children/", self.scaffolding())
     }
 
     /// `{name}/{date}/simseries/pass-{n}.json`: the per-child record of a pass.

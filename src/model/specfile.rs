@@ -43,7 +43,7 @@ pub fn read(path: &Path) -> Result<SeriesFile, SpecFileError> {
         )));
     }
     let text = std::fs::read_to_string(path).map_err(|e| error(format!("cannot read: {e}")))?;
-    let resource = parse(&text).map_err(error)?;
+    let resource = parse(&text).map_err(|e| error(e.to_string()))?;
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let folder = absolute
         .parent()
@@ -56,12 +56,44 @@ pub fn read(path: &Path) -> Result<SeriesFile, SpecFileError> {
     })
 }
 
+/// Why a YAML text holds no usable `SimulationSeries`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("document {document}: not valid YAML: {error}")]
+    Yaml { document: usize, error: String },
+    #[error(
+        "document {document}: apiVersion is {found:?}; this version of simseries reads {API_VERSION}"
+    )]
+    ApiVersion { document: usize, found: String },
+    #[error("document {document}: {path}: {error}")]
+    Field {
+        document: usize,
+        path: String,
+        error: String,
+    },
+    #[error(
+        "document {document}: unknown field {first}{more}; check its spelling against `kubectl explain simulationseries` (or `simseries crd`)"
+    )]
+    UnknownField {
+        document: usize,
+        first: String,
+        /// ` (and n more)`, or nothing.
+        more: String,
+    },
+    #[error("no {KIND} found; the file needs `apiVersion: {API_VERSION}` and `kind: {KIND}`")]
+    NoSeries,
+    #[error("{0} {KIND} documents found; give a file with exactly one")]
+    SeveralSeries(usize),
+}
+
 /// Parses YAML holding exactly one `SimulationSeries` (other kinds in the stream are skipped).
-pub fn parse(text: &str) -> Result<SimulationSeries, String> {
+pub fn parse(text: &str) -> Result<SimulationSeries, ParseError> {
     let mut found = Vec::new();
     for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let value = serde_yaml_ng::Value::deserialize(document)
-            .map_err(|e| format!("document {}: not valid YAML: {e}", index + 1))?;
+        let value = serde_yaml_ng::Value::deserialize(document).map_err(|e| ParseError::Yaml {
+            document: index + 1,
+            error: e.to_string(),
+        })?;
         if value.is_null() {
             continue;
         }
@@ -71,11 +103,10 @@ pub fn parse(text: &str) -> Result<SimulationSeries, String> {
             continue;
         }
         if api_version != Some(API_VERSION) {
-            return Err(format!(
-                "document {}: apiVersion is {:?}; this version of simseries reads {API_VERSION}",
-                index + 1,
-                api_version.unwrap_or("")
-            ));
+            return Err(ParseError::ApiVersion {
+                document: index + 1,
+                found: api_version.unwrap_or("").to_string(),
+            });
         }
         // A misspelt field (`terminateJob`) would otherwise be ignored and its default used.
         // Condition maps are free-form (template parameters), so they never report one.
@@ -91,28 +122,27 @@ pub fn parse(text: &str) -> Result<SimulationSeries, String> {
                 }
             },
         );
-        let resource =
-            resource.map_err(|e| format!("document {}: {}: {e}", index + 1, track.path()))?;
+        let resource = resource.map_err(|e| ParseError::Field {
+            document: index + 1,
+            path: track.path().to_string(),
+            error: e.to_string(),
+        })?;
         if let Some(first) = unknown.first() {
-            return Err(format!(
-                "document {}: unknown field {first}{}; check its spelling against `kubectl explain simulationseries` (or `simseries crd`)",
-                index + 1,
-                match unknown.len() {
+            return Err(ParseError::UnknownField {
+                document: index + 1,
+                first: first.clone(),
+                more: match unknown.len() {
                     1 => String::new(),
                     n => format!(" (and {} more)", n - 1),
-                }
-            ));
+                },
+            });
         }
         found.push(resource);
     }
     match found.len() {
         1 => Ok(found.pop().expect("one resource")),
-        0 => Err(format!(
-            "no {KIND} found; the file needs `apiVersion: {API_VERSION}` and `kind: {KIND}`"
-        )),
-        n => Err(format!(
-            "{n} {KIND} documents found; give a file with exactly one"
-        )),
+        0 => Err(ParseError::NoSeries),
+        n => Err(ParseError::SeveralSeries(n)),
     }
 }
 
@@ -156,29 +186,34 @@ spec:
     #[test]
     fn errors_name_the_field() {
         let bad = MINIMAL.replace("retries: 1", "retries: many");
-        let err = parse(&bad).unwrap_err();
+        let err = parse(&bad).unwrap_err().to_string();
         assert!(err.contains("spec.parameters.retries"), "{err}");
         let bad = MINIMAL.replace("vcpus: 1, ", "");
-        let err = parse(&bad).unwrap_err();
+        let err = parse(&bad).unwrap_err().to_string();
         assert!(
             err.contains("spec.context") && err.contains("vcpus"),
             "{err}"
         );
         let bad = MINIMAL.replace("seeds: [0, 1]", "seeds: [0, -1]");
-        let err = parse(&bad).unwrap_err();
+        let err = parse(&bad).unwrap_err().to_string();
         assert!(err.contains("spec.series.seeds[1]"), "{err}");
     }
 
     #[test]
     fn unknown_fields_are_named_but_condition_fields_are_free() {
         let typo = MINIMAL.replace("retryDelay: 5}", "retryDelay: 5, terminateJob: false}");
-        let err = parse(&typo).unwrap_err();
+        let err = parse(&typo).unwrap_err().to_string();
         assert!(
             err.contains("unknown field spec.parameters.terminateJob"),
             "{err}"
         );
         let typo = MINIMAL.replace("vcpus: 1,", "vcpu: 1, vcpus: 1,");
-        assert!(parse(&typo).unwrap_err().contains("spec.context.vcpu"));
+        assert!(
+            parse(&typo)
+                .unwrap_err()
+                .to_string()
+                .contains("spec.context.vcpu")
+        );
         // Template parameters of a condition are any fields.
         assert!(parse(&MINIMAL.replace("flag: true", "anything: 3")).is_ok());
     }
@@ -189,13 +224,24 @@ spec:
             format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x}}\n---\n{MINIMAL}");
         assert_eq!(parse(&multi).unwrap().spec.series.name, "S");
         let wrong = MINIMAL.replace("v1alpha1", "v2");
-        assert!(parse(&wrong).unwrap_err().contains("apiVersion"));
+        assert!(
+            parse(&wrong)
+                .unwrap_err()
+                .to_string()
+                .contains("apiVersion")
+        );
         assert!(
             parse("kind: Pod\n")
                 .unwrap_err()
+                .to_string()
                 .contains("no SimulationSeries")
         );
         let twice = format!("{MINIMAL}\n---\n{MINIMAL}");
-        assert!(parse(&twice).unwrap_err().contains("exactly one"));
+        assert!(
+            parse(&twice)
+                .unwrap_err()
+                .to_string()
+                .contains("exactly one")
+        );
     }
 }

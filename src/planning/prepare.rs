@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 
-use crate::model::layout::Date;
+use crate::model::layout::{self, Date};
 use crate::model::location::Location;
 use crate::model::spec::{ManifestSource, SimulationSeriesSpec};
 use crate::model::validate::{SpecError, SpecErrors, ValidSeries, validate};
@@ -202,7 +202,7 @@ pub async fn read_completeness(
     }
     let mut listed_objects = None;
     if source.uses_listing() {
-        let prefix = format!("{}/", spec.series.name);
+        let prefix = layout::series_prefix(&spec.series.name);
         let mut pages = stores.working.list(&prefix);
         let mut count = 0u64;
         while let Some(page) = pages.try_next().await.map_err(PrepareError::Listing)? {
@@ -251,7 +251,7 @@ pub async fn inputs_digest(spec: &SimulationSeriesSpec, stores: &Stores) -> Stri
     names.sort_unstable();
     names.dedup();
     for name in names {
-        let keys = storage::list_all(stores.working.as_ref(), &format!("{name}/inits/")).await;
+        let keys = storage::list_all(stores.working.as_ref(), &layout::init_prefix(name)).await;
         add("inits", keys.map(|keys| keys.join("\n").into_bytes()));
     }
     let digest = hasher.finalize();

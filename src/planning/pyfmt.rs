@@ -188,8 +188,7 @@ mod tests {
             Value::from(false),
         ]);
         assert_eq!(str(&list), "[1, 1.0, 'a', \"it's\", False]");
-        let map =
-            crate::planning::template::json_value(&serde_json::json!({"k": 1e-05, "n": null}));
+        let map = Value::from_pairs([("k", Value::from(1e-05)), ("n", Value::from(()))]);
         assert_eq!(str(&map), "{'k': 1e-05, 'n': None}");
     }
 }

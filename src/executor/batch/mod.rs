@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod aws;
+pub mod logs;
 pub mod observe;
 
 use std::collections::BTreeMap;
@@ -21,8 +22,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use self::api::{
-    ApiError, BatchApi, DefinitionContent, JobSummary, MAX_DESCRIBE_IDS, MAX_LOG_STREAMS,
-    SubmitRequest,
+    ApiError, BatchApi, DefinitionContent, JobSummary, MAX_DESCRIBE_IDS, SubmitRequest,
 };
 use super::{Executor, PassContext, save_group_logs};
 use crate::model::outcome::{ChildOutcome, Definition, Failure, GroupLogs, JobObservation};
@@ -30,8 +30,6 @@ use crate::model::spec::SimulationSeriesSpec;
 use crate::model::status::{GroupJobs, JobRecord, JobState, Pass, StatusSummary};
 use crate::model::validate::{SpecError, SpecErrors};
 
-/// CloudWatch Logs group AWS Batch writes container output to.
-pub const LOG_GROUP: &str = "/aws/batch/job";
 /// AWS limits job and job definition names to 128 characters.
 pub const MAX_NAME: usize = 128;
 /// SubmitJob is limited to 50 calls per second per account; stay below.
@@ -482,71 +480,18 @@ impl Executor for BatchExecutor {
             for group in &pass.groups {
                 let mut objects = Vec::new();
                 for job in &group.jobs {
-                    let Some(id) = job.id.as_ref().filter(|id| !id.starts_with("unsubmitted:"))
-                    else {
+                    let Some(id) = job.submitted_id() else {
                         continue;
                     };
-                    // The streams of every attempt of every child, read from the jobs.
                     let children = self.child_summaries(job, id).await?;
-                    let child_ids: Vec<String> = children.iter().map(|c| c.id.clone()).collect();
-                    let mut streams: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-                    for chunk in child_ids.chunks(MAX_DESCRIBE_IDS) {
-                        for detail in self.api.describe_jobs(chunk).await.map_err(failure)? {
-                            let index = detail.array_index.unwrap_or(0);
-                            let entry = streams.entry(index).or_default();
-                            for attempt in &detail.attempts {
-                                if let Some(stream) = &attempt.log_stream
-                                    && !entry.contains(stream)
-                                {
-                                    entry.push(stream.clone());
-                                }
-                            }
-                            if let Some(stream) = &detail.log_stream
-                                && !entry.contains(stream)
-                            {
-                                entry.push(stream.clone());
-                            }
-                        }
-                    }
-                    let all: Vec<String> = streams.values().flatten().cloned().collect();
-                    let mut events: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
-                    for chunk in all.chunks(MAX_LOG_STREAMS) {
-                        for event in self
-                            .api
-                            .filter_log_events(LOG_GROUP, chunk, &pattern)
+                    let texts =
+                        logs::child_logs(self.api.as_ref(), &children, job.array_size, &pattern)
                             .await
-                            .map_err(failure)?
-                        {
-                            events
-                                .entry(event.stream)
-                                .or_default()
-                                .push((event.timestamp, event.message));
-                        }
-                    }
-                    for index in 0..job.array_size {
-                        let mut text = String::new();
-                        let child_streams = streams.get(&index).cloned().unwrap_or_default();
-                        for (attempt, stream) in child_streams.iter().enumerate() {
-                            if child_streams.len() > 1 {
-                                text.push_str(&format!(
-                                    "--- attempt {} ({stream}) ---\n",
-                                    attempt + 1
-                                ));
-                            }
-                            let mut lines = events.remove(stream).unwrap_or_default();
-                            lines.sort_by_key(|(t, _)| *t);
-                            for (_, message) in lines {
-                                text.push_str(message.trim_end_matches('\n'));
-                                text.push('\n');
-                            }
-                        }
-                        objects.push((
-                            context
-                                .folder
-                                .log(context.pass, &job.file_set_name, index as usize),
-                            text.into_bytes(),
-                        ));
-                    }
+                            .map_err(failure)?;
+                    objects.extend(texts.into_iter().enumerate().map(|(index, text)| {
+                        let key = context.folder.log(context.pass, &job.file_set_name, index);
+                        (key, text.into_bytes())
+                    }));
                 }
                 saved.push(save_group_logs(context, &group.group, objects).await?);
             }

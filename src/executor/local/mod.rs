@@ -25,7 +25,8 @@ use tokio::sync::{Notify, Semaphore, watch};
 
 use self::child::{ChildFiles, ChildLaunch, ChildState, LocalJob, dispatch, watch_orphan};
 use self::launcher::Launcher;
-use self::process::{GRACE, kill_job, process_alive};
+use self::launcher::container_name;
+use self::process::{GRACE, process_alive};
 use super::{Executor, LiveCounts, PassContext, save_group_logs};
 use crate::model::logfilter::LogFilter;
 use crate::model::outcome::{ChildOutcome, Definition, Failure, GroupLogs, JobObservation};
@@ -67,10 +68,7 @@ impl LocalExecutor {
     }
 
     fn children_dir(&self, context: &PassContext) -> PathBuf {
-        self.root
-            .join(context.folder.scaffolding())
-            .join(format!("pass-{}", context.pass))
-            .join("children")
+        self.root.join(context.folder.children(context.pass))
     }
 
     fn job_id(context: &PassContext, file_set_name: &str) -> String {
@@ -262,6 +260,29 @@ impl LocalExecutor {
             summary,
         }
     }
+}
+
+/// Stops every running child of a job (its containers by name, since killing the engine's
+/// client does not stop a container).
+async fn kill_job(job: &LocalJob, launcher: &Launcher) {
+    let (pids, indices): (Vec<u32>, Vec<usize>) = {
+        let pids = job.pids.lock().expect("pids lock");
+        (
+            pids.values().copied().collect(),
+            pids.keys().copied().collect(),
+        )
+    };
+    let containers = match launcher {
+        Launcher::Container { engine, .. } => Some((
+            engine.as_str(),
+            indices
+                .into_iter()
+                .map(|index| container_name(job.pass, &job.file_set_name, index))
+                .collect(),
+        )),
+        Launcher::Command { .. } => None,
+    };
+    process::stop(&pids, containers).await;
 }
 
 impl Executor for LocalExecutor {

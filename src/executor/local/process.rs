@@ -1,12 +1,9 @@
-//! Process control of local children: whether a process lives, and stopping a job's children
-//! (SIGTERM to each process group, SIGKILL after a grace period; containers by name).
+//! Process control: whether a process lives, and stopping process groups (SIGTERM, SIGKILL
+//! after a grace period; containers by name first).
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
-
-use super::child::LocalJob;
-use super::launcher::{Launcher, container_name};
 
 /// Time a terminated child gets between SIGTERM and SIGKILL.
 pub(super) const GRACE: Duration = Duration::from_secs(5);
@@ -23,29 +20,14 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
-/// SIGTERM to every running child's process group, SIGKILL after the grace period.
-pub(super) async fn kill_job(job: &LocalJob, launcher: &Launcher) {
-    let pids: Vec<u32> = job
-        .pids
-        .lock()
-        .expect("pids lock")
-        .values()
-        .copied()
-        .collect();
+/// Stops processes: the named containers first (killing the engine's client does not stop a
+/// container), then SIGTERM to each process group, SIGKILL after the grace period.
+pub(super) async fn stop(pids: &[u32], containers: Option<(&str, Vec<String>)>) {
     if pids.is_empty() {
         return;
     }
-    if let Launcher::Container { engine, .. } = launcher {
-        // Killing the client does not stop a container; name it.
-        let indices: Vec<usize> = job
-            .pids
-            .lock()
-            .expect("pids lock")
-            .keys()
-            .copied()
-            .collect();
-        for index in indices {
-            let name = container_name(job.pass, &job.file_set_name, index);
+    if let Some((engine, names)) = containers {
+        for name in names {
             let _ = tokio::process::Command::new(engine)
                 .args(["kill", &name])
                 .stdout(Stdio::null())
@@ -54,7 +36,7 @@ pub(super) async fn kill_job(job: &LocalJob, launcher: &Launcher) {
                 .await;
         }
     }
-    signal_groups(&pids, "TERM").await;
+    signal_groups(pids, "TERM").await;
     let deadline = tokio::time::Instant::now() + GRACE;
     while tokio::time::Instant::now() < deadline {
         if pids
@@ -65,7 +47,7 @@ pub(super) async fn kill_job(job: &LocalJob, launcher: &Launcher) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    signal_groups(&pids, "KILL").await;
+    signal_groups(pids, "KILL").await;
 }
 
 pub(super) async fn signal_groups(pids: &[u32], signal: &str) {
