@@ -10,11 +10,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::fake_batch::FakeBatch;
-use common::{SERIES, series, temp_dir};
+use common::fixtures::Fixture;
+use common::temp_dir;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 use simseries::executor::batch::{BatchExecutor, BatchSettings};
-use simseries::model::spec::SimulationSeriesSpec;
+use simseries::model::spec::{SimulationSeries, SimulationSeriesSpec};
 use simseries::model::status::{Phase, SimulationSeriesStatus};
 use simseries::pass::act::Actor;
 use simseries::pass::decide::{Observation, Outcome, Step, decide};
@@ -37,27 +38,20 @@ const TEMPLATE: &str =
     "<?xml version=\"1.0\"?>\n<run key=\"{{ key }}\" seed=\"{{ seed }}\" rate=\"{{ rate }}\" />\n";
 
 impl Harness {
-    async fn new(name: &str, edits: &[(&str, &str)]) -> Harness {
+    /// The base series on AWS (the fake), three polls a minute apart, completeness from a
+    /// listing, no init files (none exist here), and `edit`.
+    async fn new(name: &str, edit: impl FnOnce(&mut SimulationSeries)) -> Harness {
         let dir = temp_dir(name);
         std::fs::write(dir.join("template.xml"), TEMPLATE).unwrap();
-        let mut yaml = SERIES
-            .replace(
-                "vcpus: 1, memory: 512}",
-                "vcpus: 1, memory: 512, account: '123456789012', region: us-east-1, user: tester, queue: q}",
-            )
-            .replace("model: ARCADE,", "model: toy, image: 'toy:1',")
-            .replace("    groups:", "    manifestSource: listing\n    groups:")
-            .replace("retries: 1, retryDelay: 5", "retries: 3, retryDelay: 60");
-        for (from, to) in edits {
-            assert!(yaml.contains(from), "{from}");
-            yaml = yaml.replace(from, to);
-        }
-        // The init of the base series has no file here.
-        yaml = yaml.replace(
-            "    - {name: INIT, key: K, group: G, seeds: [1, 2], extensions: [CELLS.json]}\n",
-            "",
-        );
-        let spec = Arc::new(series(&yaml).spec);
+        let spec = Fixture::base()
+            .on_aws("tester", "q")
+            .image("toy", "toy:1")
+            .listing()
+            .polls(3, 60)
+            .without_inits()
+            .edit(edit)
+            .spec();
+        let spec = Arc::new(spec);
         let fake = Arc::new(FakeBatch::default());
         let actor = Self::actor_for(&spec, &dir, &fake).await;
         Harness {
@@ -187,7 +181,7 @@ impl<F: FnMut(&FakeBatch, usize)> Driver for TestDriver<'_, F> {
 
 #[tokio::test]
 async fn several_polls_then_the_stragglers_are_terminated() {
-    let mut h = Harness::new("fake-terminate", &[]).await;
+    let mut h = Harness::new("fake-terminate", |_| {}).await;
     let start = h.now;
     let mut seen = Vec::new();
     h.run(|fake, wait| {
@@ -238,7 +232,7 @@ async fn several_polls_then_the_stragglers_are_terminated() {
 
 #[tokio::test]
 async fn a_crash_between_submit_and_the_status_write_does_not_submit_twice() {
-    let mut h = Harness::new("fake-crash", &[]).await;
+    let mut h = Harness::new("fake-crash", |_| {}).await;
     let mut event = Outcome::Resumed;
     loop {
         match h.decide(event) {
@@ -273,7 +267,7 @@ async fn a_crash_between_submit_and_the_status_write_does_not_submit_twice() {
 
 #[tokio::test]
 async fn throttling_backs_off_is_reported_and_loses_nothing() {
-    let mut h = Harness::new("fake-throttle", &[]).await;
+    let mut h = Harness::new("fake-throttle", |_| {}).await;
     h.fake.state.lock().unwrap().throttle_submits = 1;
     let mut seen_error = None;
     let mut waits = Vec::new();
@@ -319,18 +313,10 @@ async fn throttling_backs_off_is_reported_and_loses_nothing() {
 #[tokio::test]
 async fn more_than_ten_thousand_inputs_split_into_array_jobs() {
     // Two conditions x 5,001 seeds, one input per run: 10,002 inputs in group G.
-    let seeds = (0..5001)
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let seeds = format!("seeds: [{seeds}]");
-    let mut h = Harness::new(
-        "fake-split",
-        &[
-            ("seeds: [0, 1, 2, 3]", &seeds),
-            ("groups: {G: '', H: ''}", "groups: {G: '', H: null}"),
-        ],
-    )
+    let mut h = Harness::new("fake-split", |s| {
+        s.spec.series.seeds = (0..5001).collect();
+        s.spec.series.groups.as_mut().unwrap()["H"] = None;
+    })
     .await;
     h.run(|fake, _| fake.set_all("SUCCEEDED")).await;
 
@@ -366,10 +352,9 @@ async fn more_than_ten_thousand_inputs_split_into_array_jobs() {
 
 #[tokio::test]
 async fn logs_of_every_attempt_are_saved() {
-    let mut h = Harness::new(
-        "fake-logs",
-        &[("seedsPerJob: 2}", "seedsPerJob: 2, logFilter: '-DEBUG'}")],
-    )
+    let mut h = Harness::new("fake-logs", |s| {
+        s.spec.parameters.log_filter = "-DEBUG".into()
+    })
     .await;
     h.run(|fake, wait| {
         if wait == 1 {

@@ -8,8 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::batch::Counting;
+use common::fixtures::Fixture;
 use common::moto::{self, Moto};
-use common::{SERIES, series, simseries, temp_dir};
+use common::{simseries, temp_dir};
 use serde_json::Value;
 use simseries::executor::batch::api::SubmitRequest;
 use simseries::executor::batch::aws::AwsBatchApi;
@@ -17,24 +18,19 @@ use simseries::executor::batch::{BatchExecutor, BatchSettings};
 use simseries::executor::{Executor, PassContext};
 use simseries::model::layout::DatedFolder;
 use simseries::model::location::Location;
-use simseries::model::spec::SimulationSeriesSpec;
+use simseries::model::spec::{SimulationSeries, SimulationSeriesSpec};
 use simseries::model::status::{GroupJobs, JobRecord, JobState, Pass, Phase};
 use simseries::storage::LocalStorage;
 
 /// The test series on `queue`; the user (prefix of definition and job names) is the queue's
 /// name, so tests sharing a moto server do not see each other's definitions.
-fn spec(queue: &str, edits: &[(&str, &str)]) -> SimulationSeriesSpec {
+fn spec(queue: &str, edit: impl FnOnce(&mut SimulationSeries)) -> SimulationSeriesSpec {
     let user = queue.trim_end_matches("-queue");
-    let mut yaml = SERIES
-        .replace(
-            "vcpus: 1, memory: 512}",
-            &format!("vcpus: 1, memory: 512, account: '123456789012', region: us-east-1, user: {user}, queue: {queue}}}"),
-        )
-        .replace("model: ARCADE,", "model: ARCADE, image: 'arcade:1.0',");
-    for (from, to) in edits {
-        yaml = yaml.replace(from, to);
-    }
-    series(&yaml).spec
+    Fixture::base()
+        .on_aws(user, queue)
+        .image("ARCADE", "arcade:1.0")
+        .edit(edit)
+        .spec()
 }
 
 fn context(spec: SimulationSeriesSpec, root: &Path, pass: u32) -> PassContext {
@@ -110,7 +106,7 @@ async fn setup(name: &str, moto: &'static Moto) -> Setup {
     let queue = format!("{name}-queue");
     moto.setup_batch(&bucket, &queue);
     let api = Counting::new(Arc::new(AwsBatchApi::from_config(&moto.sdk_config(), None)));
-    let spec = spec(&queue, &[]);
+    let spec = spec(&queue, |_| {});
     let executor = BatchExecutor::new(api.api.clone(), BatchSettings::from_spec(&spec).unwrap());
     Setup {
         moto,
@@ -200,7 +196,7 @@ async fn job_definitions_are_reused_when_identical_and_only_own_ones_deregistere
     );
 
     // Other content (more memory) is a new revision.
-    let bigger = context(spec(&s.queue, &[("memory: 512", "memory: 1024")]), &root, 1);
+    let bigger = context(spec(&s.queue, |s| s.spec.context.memory = 1024), &root, 1);
     let second = s.executor.register(&bigger, &g).await.unwrap();
     assert!(second.id.ends_with(":2"), "{}", second.id);
 
@@ -474,13 +470,9 @@ async fn logs_are_read_from_the_children_streams_and_filtered() {
 
     // With a filter pattern, CloudWatch keeps the matching lines.
     let filtered = context(
-        spec(
-            &s.queue,
-            &[(
-                "seedsPerJob: 2}",
-                "seedsPerJob: 2, logFilter: '\"disk full\"'}",
-            )],
-        ),
+        spec(&s.queue, |s| {
+            s.spec.parameters.log_filter = "\"disk full\"".into()
+        }),
         &root,
         2,
     );
@@ -531,12 +523,10 @@ async fn simseries_run_on_an_s3_working_location() {
     let queue = "run-queue";
     moto.setup_batch(&bucket, queue);
     let dir = temp_dir("s3-run");
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/aws");
-    let yaml = std::fs::read_to_string(example.join("series.yaml"))
-        .unwrap()
-        .replace("simseries-example/", &format!("{bucket}/"))
-        .replace("queue: simseries-example", &format!("queue: {queue}"))
-        .replace("region: us-west-2", "region: us-east-1");
+    let yaml = Fixture::aws_example()
+        .on_s3(&bucket)
+        .on_aws("alice", queue)
+        .yaml();
     std::fs::write(dir.join("series.yaml"), yaml).unwrap();
     let out = simseries(
         &[

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::fake_batch::FakeBatch;
-use common::{SERIES, temp_dir};
+use common::fixtures::Fixture;
+use common::temp_dir;
 use http::{Method, Request, Response};
 use kube::client::Body;
 use kube::runtime::controller::Action as Requeue;
@@ -58,23 +59,22 @@ impl Cloud for TestCloud {
     }
 }
 
-/// The series YAML on S3 locations with AWS settings.
-fn series_yaml() -> String {
-    SERIES
-        .replace(
-            "{workingLocation: working, manifestLocation: ., templateLocation: ., vcpus: 1, memory: 512}",
-            "{workingLocation: 's3://bucket/work', manifestLocation: 's3://bucket/config', templateLocation: 's3://bucket/config', vcpus: 1, memory: 512, account: '123456789012', region: us-east-1, user: tester, queue: q}",
-        )
-        .replace("model: ARCADE,", "model: toy, image: 'toy:1',")
-        .replace("retryDelay: 5", "retryDelay: 60")
-        .replace("    groups:", "    manifestSource: listing\n    groups:")
-        .replace("    inits:\n    - {name: INIT, key: K, group: G, seeds: [1, 2], extensions: [CELLS.json]}\n", "    inits: []\n")
-        .replace("metadata: {name: s}", "metadata: {name: test, namespace: default, uid: 1234-uid, generation: 1, resourceVersion: '7'}")
-}
-
+/// The base series on S3 and AWS (the fake), polls a minute apart, completeness from a listing,
+/// no init files, as object `default/test` at generation 1; `edit` changes its JSON.
 fn object(edit: impl FnOnce(&mut Value)) -> SimulationSeries {
-    let yaml: Value = serde_yaml_ng::from_str(&series_yaml()).unwrap();
-    let mut value = yaml;
+    let series = Fixture::base()
+        .on_s3("bucket")
+        .on_aws("tester", "q")
+        .image("toy", "toy:1")
+        .polls(1, 60)
+        .listing()
+        .without_inits()
+        .resource();
+    let mut value = serde_json::to_value(series).unwrap();
+    value["metadata"] = json!({
+        "name": "test", "namespace": "default", "uid": "1234-uid", "generation": 1,
+        "resourceVersion": "7",
+    });
     edit(&mut value);
     serde_json::from_value(value).unwrap()
 }

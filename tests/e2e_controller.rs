@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::fixtures::Fixture;
 use common::moto::{self, Moto};
 use common::{privileges, temp_dir};
 use kube_standin as apiserver;
@@ -312,19 +313,33 @@ fn check_least_privilege(cluster: &Cluster, moto: &Moto) {
 /// The controller's AWS secret in this test, searched for wherever the controller writes.
 const SECRET_CANARY: &str = "canary-secret-3f9c1e7a";
 
-fn series(bucket: &str, queue: &str, namespace: &str, seeds: &str, retry_delay: u32) -> String {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/aws/series.yaml");
-    std::fs::read_to_string(example)
-        .unwrap()
-        .replace("simseries-example/", &format!("{bucket}/"))
-        .replace("queue: simseries-example", &format!("queue: {queue}"))
-        .replace("region: us-west-2", "region: us-east-1")
-        .replace(
-            "  name: aws-example",
-            &format!("  name: aws-example\n  namespace: {namespace}"),
-        )
-        .replace("seeds: [0, 1, 2]", &format!("seeds: [{seeds}]"))
-        .replace("retryDelay: 2", &format!("retryDelay: {retry_delay}"))
+/// The AWS example on `bucket` and `queue` as object `name` in `namespace`, with `seeds`
+/// and polls `retry_delay` seconds apart.
+fn example(
+    bucket: &str,
+    queue: &str,
+    namespace: &str,
+    seeds: std::ops::Range<u32>,
+    retry_delay: u64,
+) -> Fixture {
+    Fixture::aws_example()
+        .on_s3(bucket)
+        .on_aws("alice", queue)
+        .named("aws-example", Some(namespace), "AWS_EXAMPLE")
+        .edit(|s| {
+            s.spec.series.seeds = seeds.collect();
+            s.spec.parameters.retry_delay = retry_delay;
+        })
+}
+
+fn series(
+    bucket: &str,
+    queue: &str,
+    namespace: &str,
+    seeds: std::ops::Range<u32>,
+    retry_delay: u64,
+) -> String {
+    example(bucket, queue, namespace, seeds, retry_delay).yaml()
 }
 
 /// `kubectl wait` on the series until `condition` (e.g. `--for=condition=Ready`).
@@ -459,7 +474,7 @@ async fn scenario(cluster: Cluster) {
     // Apply a series and wait for it to be Ready, as a user or a GitOps tool would.
     ok(&cluster.kubectl(
         &["apply", "-f", "-"],
-        Some(&series(&bucket, &queue, &ns, "0, 1, 2", 1)),
+        Some(&series(&bucket, &queue, &ns, 0..3, 1)),
     ));
     wait_series(&cluster, &controller, "--for=condition=Ready");
 
@@ -499,8 +514,9 @@ async fn scenario(cluster: Cluster) {
     assert!(explained.contains("manifestSource"), "{explained}");
 
     // A series reaching for a bucket its namespace was not granted is refused, and says why.
-    let outsider = series("someone-elses-bucket", &queue, &ns, "0", 1)
-        .replace("name: aws-example", "name: outsider");
+    let outsider = example("someone-elses-bucket", &queue, &ns, 0..1, 1)
+        .named("outsider", Some(&ns), "AWS_EXAMPLE")
+        .yaml();
     ok(&cluster.kubectl(&["apply", "-f", "-"], Some(&outsider)));
     let waited = cluster.ns_kubectl(
         &[
@@ -540,7 +556,7 @@ async fn scenario(cluster: Cluster) {
     write_outputs(moto, &bucket, &date, &runs(0..3)).await;
     ok(&cluster.kubectl(
         &["apply", "-f", "-"],
-        Some(&series(&bucket, &queue, &ns, "0, 1, 2, 3", 1)),
+        Some(&series(&bucket, &queue, &ns, 0..4, 1)),
     ));
     wait_series(
         &cluster,
@@ -561,7 +577,7 @@ async fn scenario(cluster: Cluster) {
     write_outputs(moto, &bucket, &date, &runs(3..4)).await;
     ok(&cluster.kubectl(
         &["apply", "-f", "-"],
-        Some(&series(&bucket, &queue, &ns, "0, 1, 2, 3, 4", 6)),
+        Some(&series(&bucket, &queue, &ns, 0..5, 6)),
     ));
     wait_series(
         &cluster,
@@ -717,9 +733,9 @@ async fn the_controller_survives_a_crash_at_every_point() {
     for (i, point) in points.iter().enumerate() {
         let name = format!("crash-{i}");
         let series_name = format!("CRASH_{i}");
-        let yaml = series(&bucket, &queue, &ns, "0, 1, 2", 1)
-            .replace("name: aws-example", &format!("name: {name}"))
-            .replace("name: AWS_EXAMPLE", &format!("name: {series_name}"));
+        let yaml = example(&bucket, &queue, &ns, 0..3, 1)
+            .named(&name, Some(&ns), &series_name)
+            .yaml();
         let config = format!("{point}=return");
         let mut crashing = Controller::start_with(
             &cluster,

@@ -2,11 +2,12 @@
 //! it: a copy of examples/aws/ per scenario, its status read back from the bucket, and the
 //! jobs it submitted counted.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+use super::fixtures::Fixture;
 use super::moto::Moto;
 use super::temp_dir;
 
@@ -25,14 +26,11 @@ impl BatchScenario {
     /// `Moto::setup_batch`, which also puts the template there).
     pub fn new(bucket: &str, queue: &str, series: &str) -> BatchScenario {
         let dir = temp_dir(&format!("aws-run-{series}"));
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/aws");
-        let yaml = std::fs::read_to_string(example.join("series.yaml"))
-            .unwrap()
-            .replace("simseries-example/", &format!("{bucket}/"))
-            .replace("queue: simseries-example", &format!("queue: {queue}"))
-            .replace("region: us-west-2", "region: us-east-1")
-            .replace("name: AWS_EXAMPLE", &format!("name: {series}"));
-        assert!(yaml.contains(&format!("name: {series}")));
+        let yaml = Fixture::aws_example()
+            .on_s3(bucket)
+            .on_aws("alice", queue)
+            .edit(|s| s.spec.series.name = series.into())
+            .yaml();
         std::fs::write(dir.join("series.yaml"), yaml).unwrap();
         BatchScenario {
             dir,

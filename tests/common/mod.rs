@@ -45,6 +45,7 @@ pub fn manifest(complete: &[&str], partial: &[&str]) -> String {
 }
 
 pub mod batch;
+pub mod fixtures;
 pub mod moto;
 
 use std::path::{Path, PathBuf};
