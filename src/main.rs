@@ -170,7 +170,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failed> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Crd => {
-            print!("{}", crd::crd_yaml());
+            out(&crd::crd_yaml());
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {
@@ -232,11 +232,11 @@ async fn plan(
         write_plan_files(&dir, &prepared).await?;
     }
     match output {
-        Output::Table => print!("{}", plan_table(spec, &locations, &prepared)),
+        Output::Table => out(&plan_table(spec, &locations, &prepared)),
         Output::Json => {
             let document = PlanDocument::new(spec, &locations, &prepared);
             let json = serde_json::to_string_pretty(&document)?;
-            println!("{json}");
+            out(&format!("{json}\n"));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -267,7 +267,7 @@ fn report_run(outcome: &RunOutcome) {
         );
     }
     if !outcome.table.is_empty() {
-        println!("{}", outcome.table);
+        out(&format!("{}\n", outcome.table));
     }
     if outcome.acted && !outcome.log_folders.is_empty() {
         eprintln!(
@@ -284,6 +284,13 @@ fn report_run(outcome: &RunOutcome) {
                 .map(ToString::to_string)
                 .unwrap_or_default()
         ),
+        Phase::Incomplete if pass.outputs_missing.is_some() => eprintln!(
+            "simseries: pass {} Incomplete: {}",
+            pass.number,
+            simseries::pass::conditions::outputs_missing_message(
+                pass.outputs_missing.as_ref().expect("checked above")
+            )
+        ),
         Phase::Complete if outcome.all_complete => {
             eprintln!(
                 "simseries: pass {} complete: every run has its outputs",
@@ -291,9 +298,12 @@ fn report_run(outcome: &RunOutcome) {
             )
         }
         phase => eprintln!(
-            "simseries: pass {} {phase:?}: some runs are missing outputs; `simseries run --rerun -f ...` runs them again",
+            "simseries: pass {} {phase:?}: some runs are missing outputs",
             pass.number
         ),
+    }
+    if pass.phase != Phase::Failed && !outcome.all_complete {
+        eprintln!("simseries: `simseries run --rerun -f ...` runs them again");
     }
 }
 
@@ -323,4 +333,22 @@ async fn write_plan_files(
     write_all(&store, objects, simseries::storage::DEFAULT_CONCURRENCY).await?;
     let _ = store.location();
     Ok(())
+}
+
+/// Writes to stdout. A reader that went away (`simseries plan … | head`) ends the process
+/// quietly with the status a shell gives a command stopped by SIGPIPE, 141, as other
+/// command-line tools end; any other failure is an error.
+fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("error: cannot write to stdout: {error}");
+        std::process::exit(1);
+    }
 }

@@ -132,6 +132,43 @@ impl Harness {
     }
 }
 
+/// The model the fake's jobs stand for: when its children succeed, every run of the series
+/// has written its outputs (a job that succeeds without them leaves the pass incomplete).
+struct Model {
+    outputs: PathBuf,
+    files: Vec<String>,
+}
+
+impl Model {
+    fn of(h: &Harness) -> Model {
+        let series = &h.spec.series;
+        let files = series
+            .conditions
+            .iter()
+            .flat_map(|c| series.seeds.iter().map(move |seed| (c, seed)))
+            .flat_map(|(c, seed)| {
+                series
+                    .extensions
+                    .iter()
+                    .map(move |e| format!("{}_{}_{seed:04}.{e}", series.name, c.key))
+            })
+            .collect();
+        Model {
+            outputs: h.dir.join("working/S/2024-06-01/outputs"),
+            files,
+        }
+    }
+
+    /// Every child succeeds, having written its outputs.
+    fn succeed(&self, fake: &FakeBatch) {
+        std::fs::create_dir_all(&self.outputs).unwrap();
+        for file in &self.files {
+            std::fs::write(self.outputs.join(file), "output").unwrap();
+        }
+        fake.set_all("SUCCEEDED");
+    }
+}
+
 /// The pass's drive loop with the test's clock: a wait moves the clock to its end at once.
 struct TestDriver<'a, F> {
     harness: &'a mut Harness,
@@ -254,7 +291,8 @@ async fn a_crash_between_submit_and_the_status_write_does_not_submit_twice() {
 
     // A new driver resumes from the status.
     h.actor = Harness::actor_for(&h.spec, &h.dir, &h.fake).await;
-    h.run(|fake, _| fake.set_all("SUCCEEDED")).await;
+    let model = Model::of(&h);
+    h.run(|fake, _| model.succeed(fake)).await;
     assert_eq!(
         h.fake.calls("SubmitJob"),
         2,
@@ -288,7 +326,7 @@ async fn throttling_backs_off_is_reported_and_loses_nothing() {
                     h.fake.state.lock().unwrap().throttle_describes = 3;
                 }
                 if h.pass().attempts == 0 && h.fake.calls("DescribeJobs") == 3 {
-                    h.fake.set_all("SUCCEEDED");
+                    Model::of(&h).succeed(&h.fake);
                 }
                 h.now = until;
                 event = Outcome::Resumed;
@@ -356,6 +394,7 @@ async fn logs_of_every_attempt_are_saved() {
         s.spec.parameters.log_filter = "-DEBUG".into()
     })
     .await;
+    let model = Model::of(&h);
     h.run(|fake, wait| {
         if wait == 1 {
             let mut state = fake.state.lock().unwrap();
@@ -368,7 +407,7 @@ async fn logs_of_every_attempt_are_saved() {
             fake.log("def/default/job-1-0-attempt1", 2, "ERROR out of memory");
             fake.log("def/default/job-1-0-attempt2", 3, "DEBUG details");
             fake.log("def/default/job-1-0-attempt2", 4, "done");
-            fake.set_all("SUCCEEDED");
+            model.succeed(fake);
         }
     })
     .await;

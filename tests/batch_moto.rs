@@ -89,6 +89,7 @@ fn pass(groups: Vec<GroupJobs>) -> Pass {
         inputs: None,
         failed_starts: 0,
         retry_at: None,
+        outputs_missing: None,
         groups,
     }
 }
@@ -539,10 +540,13 @@ async fn simseries_run_on_an_s3_working_location() {
         &moto.env(),
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // moto runs no containers: every job succeeds, no output appears, and simseries says so.
+    // moto runs no containers: every job succeeds, no output appears, and simseries says so:
+    // the pass is incomplete, and the message says where the model must write.
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("pass 1 Complete: some runs are missing outputs"),
+        stderr.contains(&format!(
+            "pass 1 Incomplete: every job succeeded, but 6 run(s) have no outputs (e.g. AWS_EXAMPLE_LOW_0000); the model must write them under s3://{bucket}/work/AWS_EXAMPLE/2024-06-01/outputs/"
+        )),
         "{stderr}"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("TOTAL             0/6 (0.0 %)"));
@@ -582,7 +586,8 @@ async fn simseries_run_on_an_s3_working_location() {
     )
     .unwrap();
     let group = &state["status"]["pass"]["groups"][0];
-    assert_eq!(state["status"]["phase"], "Complete");
+    assert_eq!(state["status"]["phase"], "Incomplete");
+    assert_eq!(state["status"]["conditions"][0]["reason"], "OutputsMissing");
     assert_eq!(group["jobs"][0]["state"], "SUCCEEDED");
     assert_eq!(group["jobs"][0]["arraySize"], 6);
     assert_eq!(group["definitionOwned"], true);

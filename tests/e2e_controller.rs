@@ -471,27 +471,51 @@ async fn scenario(cluster: Cluster) {
     install_crd(&cluster);
     let controller = Controller::start(&cluster, moto, &dir, "replica-a");
 
-    // Apply a series and wait for it to be Ready, as a user or a GitOps tool would.
+    // Apply a series, as a user or a GitOps tool would. moto runs no containers: the jobs
+    // succeed and no output appears, so the pass ends Incomplete and the series is not Ready.
     ok(&cluster.kubectl(
         &["apply", "-f", "-"],
         Some(&series(&bucket, &queue, &ns, 0..3, 1)),
     ));
-    wait_series(&cluster, &controller, "--for=condition=Ready");
+    wait_series(
+        &cluster,
+        &controller,
+        "--for=jsonpath={.status.phase}=Incomplete",
+    );
+    assert_eq!(
+        jsonpath(
+            &cluster,
+            "{.status.conditions[?(@.type==\"Ready\")].status} {.status.conditions[?(@.type==\"Ready\")].reason}"
+        ),
+        "False OutputsMissing"
+    );
+    let ready = jsonpath(
+        &cluster,
+        "{.status.conditions[?(@.type==\"Ready\")].message}",
+    );
+    assert!(
+        ready.contains(&format!(
+            "6 run(s) have no outputs (e.g. AWS_EXAMPLE_LOW_0000); the model must write them under s3://{bucket}/work/AWS_EXAMPLE/"
+        )),
+        "{ready}"
+    );
 
     let table = ok(&cluster.ns_kubectl(&["get", "simulationseries"], None));
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "PHASE", "RUNS", "ACTIVE", "ATTEMPTS", "AGE"],
+        ["NAME", "PHASE", "RUNS", "PASS", "FAILED", "ATTEMPTS", "AGE"],
         "{table}"
     );
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
-    // moto runs no containers: the jobs succeed, no output appears yet.
     assert_eq!(
-        &row[..5],
-        ["aws-example", "Complete", "0/6", "0", "1"],
+        &row[..6],
+        ["aws-example", "Incomplete", "0/6", "6/6", "0", "1"],
         "{table}"
     );
+    let wide = ok(&cluster.ns_kubectl(&["get", "simulationseries", "-o", "wide"], None));
+    let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
+    assert!(header.contains(&"ACTIVE"), "{wide}");
     assert!(ok(&cluster.ns_kubectl(&["get", "simser"], None)).contains("aws-example"));
     assert_eq!(
         jsonpath(&cluster, "{.status.pass.groups[0].jobs[0].arraySize}"),
@@ -503,7 +527,8 @@ async fn scenario(cluster: Cluster) {
     for word in [
         "PassStarted",
         "Submitted",
-        "PassComplete",
+        "OutputsMissing",
+        "Warning",
         "Ready",
         "Reconciling",
         "Stalled",
@@ -563,7 +588,11 @@ async fn scenario(cluster: Cluster) {
         &controller,
         "--for=jsonpath={.status.pass.number}=2",
     );
-    wait_series(&cluster, &controller, "--for=condition=Ready");
+    wait_series(
+        &cluster,
+        &controller,
+        "--for=jsonpath={.status.phase}=Incomplete",
+    );
     assert_eq!(
         jsonpath(&cluster, "{.status.pass.groups[0].jobs[0].arraySize}"),
         "2",
@@ -600,7 +629,7 @@ async fn scenario(cluster: Cluster) {
     wait_series(
         &cluster,
         &controller,
-        "--for=jsonpath={.status.phase}=Complete",
+        "--for=jsonpath={.status.phase}=Incomplete",
     );
     assert_eq!(jsonpath(&cluster, "{.status.pass.number}"), "3");
     assert_eq!(
@@ -642,13 +671,38 @@ async fn scenario(cluster: Cluster) {
         &controller,
         "--for=jsonpath={.status.pass.number}=4",
     );
-    wait_series(&cluster, &controller, "--for=condition=Ready");
+    wait_series(
+        &cluster,
+        &controller,
+        "--for=jsonpath={.status.phase}=Incomplete",
+    );
     assert_eq!(
         jsonpath(&cluster, "{.status.pass.groups[0].jobs[0].arraySize}"),
         "2",
         "LOW_0004 and HIGH_0004"
     );
     assert_eq!(jsonpath(&cluster, "{.status.pass.rerun}"), "1");
+
+    // Once the model has written every output, a rerun finds nothing missing: Ready.
+    write_outputs(moto, &bucket, &date, &runs(4..5)).await;
+    ok(&cluster.ns_kubectl(
+        &[
+            "annotate",
+            "--overwrite",
+            "simser",
+            "aws-example",
+            "simseries.io/rerun=2",
+        ],
+        None,
+    ));
+    wait_series(
+        &cluster,
+        &controller,
+        "--for=jsonpath={.status.pass.number}=5",
+    );
+    wait_series(&cluster, &controller, "--for=condition=Ready");
+    assert_eq!(jsonpath(&cluster, "{.status.phase}"), "Complete");
+    assert_eq!(jsonpath(&cluster, "{.status.progress}"), "10/10");
 
     let object = ok(&cluster.ns_kubectl(&["get", "simser", "aws-example", "-o", "yaml"], None));
     assert!(
@@ -754,10 +808,11 @@ async fn the_controller_survives_a_crash_at_every_point() {
         );
         let controller =
             Controller::start_with(&cluster, moto, &dir, &format!("after-{i}"), &single, &[]);
+        // moto's jobs succeed without outputs: an uninterrupted pass ends Incomplete.
         let waited = cluster.ns_kubectl(
             &[
                 "wait",
-                "--for=condition=Ready",
+                "--for=jsonpath={.status.phase}=Incomplete",
                 &format!("simser/{name}"),
                 "--timeout=90s",
             ],
@@ -784,7 +839,7 @@ async fn the_controller_survives_a_crash_at_every_point() {
                 field("{.status.pass.groups[0].jobs[0].state}"),
                 field("{.status.pass.groups[0].logs.count}"),
             ],
-            ["Complete", "1", "0/6", "6", "SUCCEEDED", "6"],
+            ["Incomplete", "1", "0/6", "6", "SUCCEEDED", "6"],
             "{point}: the pass ended differently"
         );
         let jobs = jobs_named(moto, &queue, &format!("alice_{series_name}"));

@@ -709,3 +709,87 @@ fn a_misspelt_field_is_named_not_ignored() {
     );
     assert_refused_before_writing(&dir, &["unknown field spec.parameters.terminateJob"]);
 }
+
+#[test]
+fn a_model_that_writes_no_outputs_leaves_the_pass_incomplete_until_it_does() {
+    let dir = quickstart(
+        "no-outputs",
+        &[(
+            "command: [sh, model/toy-model.sh]",
+            "command: [sh, -c, 'true']",
+        )],
+    );
+    let out = run(&dir, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let folder = dated(&dir).join("outputs");
+    assert!(
+        stderr.contains(&format!(
+            "pass 1 Incomplete: every job succeeded, but 12 run(s) have no outputs (e.g. QUICKSTART_SLOW_GROWTH_0000); the model must write them under {}/",
+            folder.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--rerun"), "{stderr}");
+    // The last progress line of the jobs shows their final counts, not those of a poll ago.
+    assert!(
+        stderr.contains("ran: 12/12 inputs done, 0 failed, 0 running"),
+        "{stderr}"
+    );
+    let first = status(&dir);
+    assert_eq!(first["phase"], "Incomplete");
+    assert_eq!(
+        condition(&first, "Ready"),
+        ("False".into(), "OutputsMissing".into())
+    );
+    assert_eq!(first["passProgress"], "12/12");
+
+    // With the model fixed, a rerun runs them again and the series is complete.
+    edit(
+        &dir,
+        &[(
+            "command: [sh, -c, 'true']",
+            "command: [sh, model/toy-model.sh]",
+        )],
+    );
+    let out = run(&dir, &["--rerun"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let second = status(&dir);
+    assert_eq!(second["phase"], "Complete");
+    assert_eq!(
+        condition(&second, "Ready"),
+        ("True".into(), "PassComplete".into())
+    );
+}
+
+#[test]
+fn every_command_ends_quietly_when_its_reader_goes_away() {
+    let dir = quickstart("closed-pipe", &[]);
+    let file = dir.join("series.yaml");
+    let file = file.to_str().unwrap();
+    for args in [
+        vec!["plan", "-f", file, "--date", DATE],
+        vec!["plan", "-f", file, "--date", DATE, "-o", "json"],
+        vec!["crd"],
+        vec!["run", "-f", file, "--date", DATE],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_simseries"))
+            .args(&args)
+            .env("SIMSERIES_CONTAINER_ENGINE", "none")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before the first line is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            matches!(out.status.code(), Some(0 | 141)),
+            "{args:?}: {:?}\n{stderr}",
+            out.status
+        );
+    }
+}

@@ -6,6 +6,7 @@ use common::{SERIES, series};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use simseries::model::outcome::{
     Definition, Failure, GroupLogs, JobObservation, PlanOutcome, PlannedGroup, PlannedJobRecord,
+    Recount,
 };
 use simseries::model::spec::SimulationSeriesSpec;
 use simseries::model::status::{
@@ -230,11 +231,15 @@ fn logs() -> Outcome {
 }
 
 fn recounted(complete: u64) -> Outcome {
-    Outcome::Recounted(Ok(RunCounts {
-        total: 12,
-        complete,
-        missing: 12 - complete,
-        incomplete: 0,
+    Outcome::Recounted(Ok(Recount {
+        counts: RunCounts {
+            total: 12,
+            complete,
+            missing: 12 - complete,
+            incomplete: 0,
+        },
+        example_missing: (complete < 12).then(|| "S_A_0003".to_string()),
+        outputs: "s3://bucket/work/S/2024-06-01/outputs/".into(),
     }))
 }
 
@@ -408,6 +413,59 @@ fn logs_and_cleaning_can_be_switched_off() {
         Phase::Incomplete,
         "a failed job makes the pass incomplete"
     );
+}
+
+#[test]
+fn jobs_that_succeed_without_outputs_leave_the_pass_incomplete_until_a_rerun() {
+    let mut d = Driver::new(spec(&[(
+        "seedsPerJob: 2",
+        "seedsPerJob: 2, saveLogs: false, cleanJobs: false",
+    )]));
+    d.submit_all();
+    d.step(at(60), Outcome::Resumed);
+    let inputs = d.status.inputs.clone().unwrap();
+    assert_eq!(
+        (inputs.total, inputs.done),
+        (6, 0),
+        "counted before the first poll"
+    );
+    let done = Outcome::Polled(Ok(vec![
+        observed("id-1", "SUCCEEDED", 3, 0, 0),
+        observed("id-2", "SUCCEEDED", 1, 0, 0),
+        observed("id-3", "SUCCEEDED", 2, 0, 0),
+    ]));
+    assert_eq!(d.step(at(60), done), Step::Recount);
+    assert_eq!(d.status.pass_progress.as_deref(), Some("6/6"));
+    // Every job succeeded, yet 9 of the 12 runs have no outputs.
+    assert_eq!(d.step(at(61), recounted(3)), Step::Done);
+    assert_eq!(d.phase(), Phase::Incomplete);
+    assert_eq!(d.status.progress.as_deref(), Some("3/12"));
+    for kind in ["Ready", "Stalled"] {
+        let condition = d
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == kind)
+            .unwrap();
+        assert_eq!(condition.reason, "OutputsMissing");
+        for part in [
+            "9 run(s)",
+            "S_A_0003",
+            "s3://bucket/work/S/2024-06-01/outputs/",
+            "rerun",
+        ] {
+            assert!(
+                condition.message.contains(part),
+                "{part}: {}",
+                condition.message
+            );
+        }
+    }
+    assert_eq!(d.condition("Ready").0, "False");
+    // A rerun runs them again.
+    d.rerun = Some("1".into());
+    assert_eq!(d.step(at(62), Outcome::Resumed), Step::Plan);
+    assert_eq!(d.status.pass.as_ref().unwrap().number, 2);
 }
 
 #[test]

@@ -8,7 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::executor::LiveCounts;
-use crate::model::status::{Phase, SimulationSeriesStatus};
+use crate::model::status::{InputCounts, Phase, SimulationSeriesStatus};
+use crate::pass::conditions::outputs_missing_message;
 use crate::pass::decide::Step;
 use crate::pass::transitions::Transition;
 
@@ -17,6 +18,8 @@ pub struct Reporter {
     bar: Option<ProgressBar>,
     last_line: String,
     retries: u32,
+    /// The phase of the pass as last persisted.
+    phase: Option<Phase>,
 }
 
 impl Reporter {
@@ -37,6 +40,7 @@ impl Reporter {
             bar,
             last_line: String::new(),
             retries: retries.max(1),
+            phase: None,
         }
     }
 
@@ -51,12 +55,33 @@ impl Reporter {
         self.last_line = line;
     }
 
+    /// Lines for a persisted status: the final counts of the jobs when the pass leaves
+    /// `Running` (the last poll may have changed them since the last line), then a line per
+    /// transition.
+    pub fn persisted(&mut self, status: &SimulationSeriesStatus, transitions: &[Transition]) {
+        let Some(pass) = &status.pass else { return };
+        if self.phase == Some(Phase::Running) && pass.phase != Phase::Running {
+            let counts = pass.input_counts();
+            self.line(format!(
+                "simseries: pass {}: ran: {}/{} inputs done, {} failed, {} running after {} poll(s)",
+                pass.number, counts.done, counts.total, counts.failed, counts.running, pass.attempts
+            ));
+        }
+        self.phase = Some(pass.phase);
+        for transition in transitions {
+            self.transition(transition);
+        }
+    }
+
     /// A line per transition of the pass.
-    pub fn transition(&mut self, transition: &Transition) {
+    fn transition(&mut self, transition: &Transition) {
         let what = match transition {
             Transition::Started { .. } => "planning".to_string(),
             Transition::Completed { .. } => "complete".to_string(),
             Transition::RunsFailed { .. } => "incomplete".to_string(),
+            Transition::OutputsMissing { missing, .. } => {
+                format!("incomplete: {}", outputs_missing_message(missing))
+            }
             Transition::StartFailed { error, .. } => format!("could not start: {error}"),
             Transition::Retrying { .. } => format!("retrying after: {}", transition.message()),
             _ => transition.message(),
@@ -67,14 +92,14 @@ impl Reporter {
     /// The bar, and a line for the steps within a phase.
     pub fn step(&mut self, status: &SimulationSeriesStatus, step: &Step, live: Option<LiveCounts>) {
         let Some(pass) = &status.pass else { return };
-        let mut counts = counts(status);
+        let mut counts = pass.input_counts();
         if pass.phase == Phase::Running
             && let Some(live) = live
         {
             // Local children report as they change; the status only at polls.
             (counts.done, counts.failed, counts.running) = (live.done, live.failed, live.running);
         }
-        let Counts {
+        let InputCounts {
             done,
             failed,
             running,
@@ -138,35 +163,4 @@ impl Reporter {
             bar.finish_and_clear();
         }
     }
-}
-
-/// Inputs of the pass by outcome, as last observed.
-struct Counts {
-    done: u32,
-    failed: u32,
-    running: u32,
-    total: u32,
-}
-
-fn counts(status: &SimulationSeriesStatus) -> Counts {
-    let mut out = Counts {
-        done: 0,
-        failed: 0,
-        running: 0,
-        total: 0,
-    };
-    for job in status
-        .pass
-        .iter()
-        .flat_map(|p| &p.groups)
-        .flat_map(|g| &g.jobs)
-    {
-        out.total += job.array_size;
-        if let Some(s) = &job.summary {
-            out.done += s.succeeded;
-            out.failed += s.failed;
-            out.running += s.running + s.starting;
-        }
-    }
-    out
 }

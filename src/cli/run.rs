@@ -203,9 +203,7 @@ impl Driver for LocalDriver {
     ) -> Result<(), CliError> {
         self.state.status = status.clone();
         status_file::save(self.stores.working.as_ref(), &self.key, &self.state).await?;
-        for transition in transitions {
-            self.reporter.transition(transition);
-        }
+        self.reporter.persisted(status, transitions);
         Ok(())
     }
 

@@ -64,6 +64,16 @@ pub struct PlannedJobRecord {
     pub runs: u32,
 }
 
+/// Completeness after a pass's jobs ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recount {
+    pub counts: RunCounts,
+    /// A run still without all its outputs (the first in plan order), if any.
+    pub example_missing: Option<String>,
+    /// Where the model writes the outputs of the pass: `{BATCH_WORKING_URL}outputs/`.
+    pub outputs: String,
+}
+
 /// A job as last seen by the executor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobObservation {

@@ -41,19 +41,32 @@ pub const MAX_SEED: u32 = 9999;
         name = "Runs",
         type_ = "string",
         json_path = ".status.progress",
-        description = "Complete runs / total runs of the series"
+        description = "Runs with all their outputs / runs of the series (counted from the outputs at the start and end of a pass)"
     ),
     printcolumn(
-        name = "Active",
+        name = "Pass",
+        type_ = "string",
+        json_path = ".status.passProgress",
+        description = "Inputs done / inputs of the current pass, as of the last poll"
+    ),
+    printcolumn(
+        name = "Failed",
         type_ = "integer",
-        json_path = ".status.activeJobs",
-        description = "Jobs of the current pass that have not finished"
+        json_path = ".status.inputs.failed",
+        description = "Inputs of the current pass that failed or were terminated, as of the last poll"
     ),
     printcolumn(
         name = "Attempts",
         type_ = "integer",
         json_path = ".status.attempts",
         description = "Polls of the current pass so far (at most parameters.retries)"
+    ),
+    printcolumn(
+        name = "Active",
+        type_ = "integer",
+        json_path = ".status.activeJobs",
+        description = "Jobs of the current pass that have not finished",
+        priority = "1"
     ),
     printcolumn(
         name = "Age",

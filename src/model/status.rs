@@ -30,6 +30,12 @@ pub struct SimulationSeriesStatus {
     /// `complete/total` runs, for `kubectl get`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
+    /// Inputs of the current pass by state, as of the last poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<InputCounts>,
+    /// `done/total` inputs of the current pass, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_progress: Option<String>,
     /// Jobs of the current pass that have not finished.
     #[serde(default)]
     pub active_jobs: u32,
@@ -142,9 +148,39 @@ pub struct Pass {
     /// soon as its inputs change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<Time>,
+    /// Runs still without their outputs once every job of the pass succeeded: the model did
+    /// not write where it must. The pass is then `Incomplete` (reason `OutputsMissing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs_missing: Option<OutputsMissing>,
     /// Jobs per group, in the order of `series.groups`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupJobs>,
+}
+
+/// Runs whose jobs succeeded without writing their outputs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputsMissing {
+    /// Runs of the series without all their outputs.
+    pub runs: u64,
+    /// One of them (`{name}_{condition}_{seed:04}`).
+    pub example: String,
+    /// Where the model must write them: `{BATCH_WORKING_URL}outputs/`.
+    pub folder: String,
+}
+
+/// Inputs (array children) of the current pass by state, as of the last poll.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InputCounts {
+    /// Inputs of the pass.
+    pub total: u32,
+    /// Inputs whose child exited 0.
+    pub done: u32,
+    /// Inputs whose child failed or was terminated.
+    pub failed: u32,
+    /// Inputs whose child is starting or running.
+    pub running: u32,
 }
 
 /// The jobs of one group in a pass.
@@ -402,6 +438,29 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl Pass {
+    /// The pass's inputs by state, from the jobs' last observed summaries (a job that could
+    /// not be submitted counts all its inputs as failed).
+    pub fn input_counts(&self) -> InputCounts {
+        let mut counts = InputCounts::default();
+        for job in self.groups.iter().flat_map(|g| &g.jobs) {
+            counts.total = counts.total.saturating_add(job.array_size);
+            match (&job.summary, job.submission()) {
+                (Some(s), _) => {
+                    counts.done = counts.done.saturating_add(s.succeeded);
+                    counts.failed = counts.failed.saturating_add(s.failed);
+                    counts.running = counts
+                        .running
+                        .saturating_add(s.running.saturating_add(s.starting));
+                }
+                (None, Submission::Refused) => {
+                    counts.failed = counts.failed.saturating_add(job.array_size)
+                }
+                (None, _) => {}
+            }
+        }
+        counts
+    }
+
     /// The reason of the last failure.
     pub fn error_reason(&self) -> Option<&str> {
         self.last_error.as_ref().map(|e| e.reason.as_str())

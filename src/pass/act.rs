@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::executor::{Executor, PassContext, storage_failure};
 use crate::model::layout::{self, Date, DatedFolder};
-use crate::model::outcome::{Failure, PlanOutcome, PlannedGroup, PlannedJobRecord};
+use crate::model::outcome::{Failure, PlanOutcome, PlannedGroup, PlannedJobRecord, Recount};
 use crate::model::record::{ChildRecord, GroupRecord, JobDetail, PassRecord};
 use crate::model::spec::SimulationSeriesSpec;
 use crate::model::status::{Pass, RunCounts, SimulationSeriesStatus};
@@ -228,17 +228,9 @@ impl Actor {
 
     /// Completeness after the pass, from the outputs in the working location (and the
     /// manifest, when the series uses one), and the final pass record.
-    async fn recount(&mut self, pass: &Pass) -> Result<RunCounts, Failure> {
+    async fn recount(&mut self, pass: &Pass) -> Result<Recount, Failure> {
         self.prepared = None;
-        let counts = self.counts().await?;
-        if let Err(failure) = self.finish_record(pass).await {
-            tracing::warn!(reason = %failure.reason, "pass record not updated: {}", failure.message);
-        }
-        Ok(counts)
-    }
-
-    /// Run counts of the planned groups now.
-    pub async fn counts(&self) -> Result<RunCounts, Failure> {
+        let context = self.context(pass)?;
         let series =
             validate(&self.spec).map_err(|e| Failure::permanent("InvalidSpec", e.to_string()))?;
         // The same source as planning: the table and the plan never disagree.
@@ -246,13 +238,30 @@ impl Actor {
         let loaded = read_completeness(&series, &self.stores, source)
             .await
             .map_err(|e| prepare_failure(&e))?;
-        let totals =
-            crate::planning::plan::plan(&series, &loaded.table, Date::today_utc()).totals();
-        Ok(RunCounts {
-            total: totals.runs,
-            complete: totals.complete,
-            missing: totals.missing,
-            incomplete: totals.incomplete,
+        let plan = crate::planning::plan::plan(&series, &loaded.table, context.folder.date());
+        let totals = plan.totals();
+        let example_missing = plan
+            .groups
+            .iter()
+            .flat_map(|g| &g.inputs)
+            .flat_map(|input| input.runs().into_iter().next())
+            .next()
+            .map(|(condition, seed)| {
+                let key = &self.spec.series.conditions[condition].key;
+                layout::run_key(&plan.series, key, seed)
+            });
+        if let Err(failure) = self.finish_record(pass).await {
+            tracing::warn!(reason = %failure.reason, "pass record not updated: {}", failure.message);
+        }
+        Ok(Recount {
+            counts: RunCounts {
+                total: totals.runs,
+                complete: totals.complete,
+                missing: totals.missing,
+                incomplete: totals.incomplete,
+            },
+            example_missing,
+            outputs: format!("{}outputs/", context.working_url()),
         })
     }
 

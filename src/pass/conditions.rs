@@ -4,7 +4,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::model::status::{Pass, PassError, Phase, SimulationSeriesStatus};
+use crate::model::status::{OutputsMissing, Pass, PassError, Phase, SimulationSeriesStatus};
 
 /// Phase, counts and kstatus conditions, derived from the pass.
 pub fn refresh_summary(status: &mut SimulationSeriesStatus, now: Timestamp) {
@@ -20,6 +20,9 @@ pub fn refresh_summary(status: &mut SimulationSeriesStatus, now: Timestamp) {
     if let Some(runs) = &status.runs {
         status.progress = Some(format!("{}/{}", runs.complete, runs.total));
     }
+    let inputs = pass.input_counts();
+    status.pass_progress = Some(format!("{}/{}", inputs.done, inputs.total));
+    status.inputs = Some(inputs);
     let generation = status.observed_generation;
     let [ready, reconciling, stalled] = conditions_for(pass);
     for (kind, (state, reason, message)) in [
@@ -53,6 +56,18 @@ fn conditions_for(pass: &Pass) -> [ConditionValue; 3] {
                 ("False", "PassComplete".into(), String::new()),
             ]
         }
+        Phase::Incomplete if pass.outputs_missing.is_some() => {
+            let missing = pass.outputs_missing.as_ref().expect("checked above");
+            let message = format!(
+                "pass {number}: {}; {RERUN_HINT}",
+                outputs_missing_message(missing)
+            );
+            [
+                ("False", "OutputsMissing".into(), message.clone()),
+                ("False", "OutputsMissing".into(), String::new()),
+                ("True", "OutputsMissing".into(), message),
+            ]
+        }
         Phase::Incomplete => {
             let unfinished: u32 = pass
                 .groups
@@ -65,7 +80,7 @@ fn conditions_for(pass: &Pass) -> [ConditionValue; 3] {
                 })
                 .sum();
             let message = format!(
-                "pass {number} ended with {unfinished} failed or terminated input(s); change the simseries.io/rerun annotation (or run with --rerun) to run them again"
+                "pass {number} ended with {unfinished} failed or terminated input(s); {RERUN_HINT}"
             );
             [
                 ("False", "RunsFailed".into(), message.clone()),
@@ -105,6 +120,19 @@ fn conditions_for(pass: &Pass) -> [ConditionValue; 3] {
         }
     }
 }
+
+/// What the conditions, the event and the command line say of runs left without outputs
+/// (each adds how to run them again).
+pub fn outputs_missing_message(missing: &OutputsMissing) -> String {
+    format!(
+        "every job succeeded, but {} run(s) have no outputs (e.g. {}); the model must write them under {}",
+        missing.runs, missing.example, missing.folder
+    )
+}
+
+/// How to run again what a pass left undone, in the cluster.
+const RERUN_HINT: &str =
+    "change the simseries.io/rerun annotation (or run with --rerun) to run them again";
 
 /// Sets a condition, changing `lastTransitionTime` only when its status changes.
 pub fn set_condition(

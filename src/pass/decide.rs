@@ -17,10 +17,10 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use crate::model::outcome::{Definition, Failure, GroupLogs, JobObservation, PlanOutcome};
+use crate::model::outcome::{Definition, Failure, GroupLogs, JobObservation, PlanOutcome, Recount};
 use crate::model::spec::SimulationSeriesSpec;
 use crate::model::status::{
-    GroupJobs, JobRecord, JobState, Pass, Phase, RunCounts, SimulationSeriesStatus, Submission,
+    GroupJobs, JobRecord, JobState, OutputsMissing, Pass, Phase, SimulationSeriesStatus, Submission,
 };
 use crate::pass::backoff::Backoff;
 use crate::pass::conditions::refresh_summary;
@@ -65,7 +65,7 @@ pub enum Outcome {
     Terminated(Result<Vec<String>, Failure>),
     LogsCollected(Result<Vec<GroupLogs>, Failure>),
     Cleaned(Result<(), Failure>),
-    Recounted(Result<RunCounts, Failure>),
+    Recounted(Result<Recount, Failure>),
 }
 
 /// What the driver does next.
@@ -276,6 +276,7 @@ fn start_pass(
         inputs: observation.inputs.clone(),
         failed_starts,
         retry_at: None,
+        outputs_missing: None,
         groups: Vec::new(),
     });
     Step::Plan
@@ -314,8 +315,10 @@ fn step(
 
     // The last step of every pass that ran jobs: count complete runs again, then finish.
     if let Outcome::Recounted(result) = &observation.outcome {
-        if let Ok(counts) = result {
-            status.runs = Some(counts.clone());
+        let pass = status.pass.as_mut().expect("active pass");
+        if let Ok(recount) = result {
+            pass.outputs_missing = outputs_missing(pass, recount);
+            status.runs = Some(recount.counts.clone());
         }
         let pass = status.pass.as_mut().expect("active pass");
         let outcome = outcome(pass);
@@ -579,14 +582,32 @@ fn cleaning(outcome: &Outcome) -> Step {
     }
 }
 
-/// `Complete` when every job of the pass succeeded, else `Incomplete`.
+/// The runs left without outputs by jobs that all succeeded (job failures explain missing
+/// outputs on their own).
+fn outputs_missing(pass: &Pass, recount: &Recount) -> Option<OutputsMissing> {
+    let counts = &recount.counts;
+    let runs = counts.missing.saturating_add(counts.incomplete);
+    let succeeded = pass
+        .groups
+        .iter()
+        .flat_map(|g| &g.jobs)
+        .all(JobRecord::succeeded);
+    (runs > 0 && succeeded).then(|| OutputsMissing {
+        runs,
+        example: recount.example_missing.clone().unwrap_or_default(),
+        folder: recount.outputs.clone(),
+    })
+}
+
+/// `Complete` when every job of the pass succeeded and every run has its outputs, else
+/// `Incomplete`.
 fn outcome(pass: &Pass) -> Phase {
     let succeeded = pass
         .groups
         .iter()
         .flat_map(|g| &g.jobs)
         .all(JobRecord::succeeded);
-    if succeeded {
+    if succeeded && pass.outputs_missing.is_none() {
         Phase::Complete
     } else {
         Phase::Incomplete

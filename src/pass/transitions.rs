@@ -3,7 +3,8 @@
 //! Kubernetes events and the command line as progress lines, so both tell the same story.
 
 use crate::model::layout::Date;
-use crate::model::status::{Pass, PassError, Phase, SimulationSeriesStatus};
+use crate::model::status::{OutputsMissing, Pass, PassError, Phase, SimulationSeriesStatus};
+use crate::pass::conditions::outputs_missing_message;
 
 /// One change of a pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,11 @@ pub enum Transition {
     RunsFailed {
         pass: u32,
     },
+    /// Every job succeeded, but runs are left without their outputs.
+    OutputsMissing {
+        pass: u32,
+        missing: OutputsMissing,
+    },
     /// The pass could not start.
     StartFailed {
         pass: u32,
@@ -65,6 +71,7 @@ impl Transition {
             self,
             Transition::Terminating { .. }
                 | Transition::RunsFailed { .. }
+                | Transition::OutputsMissing { .. }
                 | Transition::StartFailed { .. }
                 | Transition::Retrying { .. }
         )
@@ -81,6 +88,7 @@ impl Transition {
             Transition::Cleaning { .. } => "Cleaning",
             Transition::Completed { .. } => "PassComplete",
             Transition::RunsFailed { .. } => "RunsFailed",
+            Transition::OutputsMissing { .. } => "OutputsMissing",
             Transition::StartFailed { error, .. } => &error.reason,
             Transition::Retrying { .. } => "Retrying",
         }
@@ -95,7 +103,9 @@ impl Transition {
             Transition::Terminating { .. } => "Terminate",
             Transition::CollectingLogs { .. } => "CollectLogs",
             Transition::Cleaning { .. } => "Clean",
-            Transition::Completed { .. } | Transition::RunsFailed { .. } => "Complete",
+            Transition::Completed { .. }
+            | Transition::RunsFailed { .. }
+            | Transition::OutputsMissing { .. } => "Complete",
             Transition::Retrying { .. } => "Retry",
         }
     }
@@ -111,6 +121,7 @@ impl Transition {
             | Transition::Cleaning { pass }
             | Transition::Completed { pass }
             | Transition::RunsFailed { pass }
+            | Transition::OutputsMissing { pass, .. }
             | Transition::StartFailed { pass, .. }
             | Transition::Retrying { pass, .. } => *pass,
         }
@@ -138,6 +149,9 @@ impl Transition {
             Transition::Cleaning { .. } => "cleaning up".to_string(),
             Transition::Completed { pass } => {
                 format!("pass {pass} completed every run it started")
+            }
+            Transition::OutputsMissing { pass, missing } => {
+                format!("pass {pass}: {}", outputs_missing_message(missing))
             }
             Transition::RunsFailed { pass } => {
                 format!("pass {pass} ended with failed or terminated runs")
@@ -219,7 +233,13 @@ fn phase_change(pass: &Pass) -> Option<Transition> {
         Phase::CollectingLogs => Transition::CollectingLogs { pass: number },
         Phase::Cleaning => Transition::Cleaning { pass: number },
         Phase::Complete => Transition::Completed { pass: number },
-        Phase::Incomplete => Transition::RunsFailed { pass: number },
+        Phase::Incomplete => match &pass.outputs_missing {
+            Some(missing) => Transition::OutputsMissing {
+                pass: number,
+                missing: missing.clone(),
+            },
+            None => Transition::RunsFailed { pass: number },
+        },
         Phase::Failed => Transition::StartFailed {
             pass: number,
             error: pass
