@@ -3,11 +3,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use simseries::cli::cluster::ClusterSeries;
 use simseries::cli::plan_report::{PlanDocument, plan_table};
+use simseries::cli::plugin;
 use simseries::cli::run::{self, RunOptions, RunOutcome};
+use simseries::cli::status::{self, Format, Target};
 use simseries::model::layout::Date;
 use simseries::model::status::Phase;
 use simseries::model::{crd, specfile};
@@ -90,8 +94,110 @@ enum Command {
         #[arg(long, env = "SIMSERIES_TENANCY")]
         tenancy: Option<String>,
     },
+    /// Show a series: its completeness per condition, the current or last pass with each
+    /// job, and the runs that failed (a local series with -f, or one in the cluster by name).
+    #[command(group(clap::ArgGroup::new("series").required(true).args(["name", "file"])))]
+    Status {
+        /// A series in the cluster (kubeconfig as kubectl reads it).
+        name: Option<String>,
+        /// A local series: its SimulationSeries YAML file.
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        /// Namespace of the series (default: the context's).
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// The kubeconfig context to use.
+        #[arg(long)]
+        context: Option<String>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = StatusOutput::Table)]
+        output: StatusOutput,
+        /// Show the status again every 5 s until the pass ends.
+        #[arg(long)]
+        watch: bool,
+    },
     /// Print the CustomResourceDefinition YAML.
     Crd,
+}
+
+/// `kubectl simseries`: the same binary installed as the kubectl plugin `kubectl-simseries`.
+#[derive(Parser)]
+#[command(
+    name = "kubectl simseries",
+    bin_name = "kubectl simseries",
+    version,
+    about = "SimulationSeries in the cluster: status, the log of a run, rerun, plan"
+)]
+struct Plugin {
+    /// Namespace of the series (default: the context's).
+    #[arg(short = 'n', long, global = true)]
+    namespace: Option<String>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true)]
+    context: Option<String>,
+    /// Address S3 buckets path-style (endpoint/bucket/key), as S3-compatible servers need.
+    #[arg(long, global = true, env = "SIMSERIES_S3_PATH_STYLE")]
+    s3_path_style: bool,
+    #[command(subcommand)]
+    command: PluginCommand,
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Completeness per condition, the current or last pass with each job, failed runs.
+    Status {
+        name: String,
+        #[arg(short = 'o', long, value_enum, default_value_t = StatusOutput::Table)]
+        output: StatusOutput,
+        /// Show the status again every 5 s until the pass ends.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Print the saved log of one run (CONDITION_SEED, e.g. LOW_0003, or an input name).
+    Logs { name: String, run: String },
+    /// Run what is still missing: set the simseries.io/rerun annotation to a fresh value.
+    Rerun { name: String },
+    /// Dry run of the series' live spec: what a pass would plan now.
+    Plan {
+        name: String,
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        /// Date of the dated folder (YYYY-MM-DD); default: today in UTC.
+        #[arg(long)]
+        date: Option<Date>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StatusOutput {
+    Table,
+    Json,
+    Yaml,
+}
+
+impl From<StatusOutput> for Format {
+    fn from(output: StatusOutput) -> Format {
+        match output {
+            StatusOutput::Table => Format::Table,
+            StatusOutput::Json => Format::Json,
+            StatusOutput::Yaml => Format::Yaml,
+        }
+    }
+}
+
+/// Refresh period of `status --watch`.
+const WATCH_EVERY: Duration = Duration::from_secs(5);
+
+/// Whether this binary runs as the kubectl plugin (invoked as `kubectl-simseries`).
+fn invoked_as_plugin() -> bool {
+    std::env::args_os()
+        .next()
+        .and_then(|arg| {
+            PathBuf::from(arg)
+                .file_name()
+                .map(|f| f.to_string_lossy().starts_with("kubectl-simseries"))
+        })
+        .unwrap_or(false)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -109,6 +215,11 @@ enum Output {
 fn main() -> ExitCode {
     // Crash points of the tests; nothing without the `failpoints` feature.
     let _crash_points = simseries::faults::setup();
+    if invoked_as_plugin() {
+        let plugin = Plugin::parse();
+        init_logs(LogFormat::Text, "simseries=warn");
+        return finish(runtime().block_on(run_plugin(plugin)));
+    }
     let cli = Cli::parse();
     // The commands report to the user themselves; the controller logs what it does.
     let default_level = if matches!(cli.command, Command::Controller { .. }) {
@@ -116,26 +227,85 @@ fn main() -> ExitCode {
     } else {
         "simseries=warn"
     };
+    init_logs(cli.log_format, default_level);
+    finish(runtime().block_on(run(cli)))
+}
+
+fn init_logs(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIMSERIES_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter);
-    match cli.log_format {
+    match format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("the tokio runtime starts");
-    match runtime.block_on(run(cli)) {
+        .expect("the tokio runtime starts")
+}
+
+fn finish(result: Result<ExitCode, Failed>) -> ExitCode {
+    match result {
         Ok(code) => code,
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }
+}
+
+async fn run_plugin(plugin: Plugin) -> Result<ExitCode, Failed> {
+    let s3 = S3Options {
+        force_path_style: plugin.s3_path_style,
+        fallback_region: None,
+    };
+    let namespace = plugin.namespace.as_deref();
+    let context = plugin.context.as_deref();
+    match plugin.command {
+        PluginCommand::Status {
+            name,
+            output,
+            watch,
+        } => {
+            let target = Target::Cluster {
+                name,
+                namespace: plugin.namespace.clone(),
+                context: plugin.context.clone(),
+            };
+            status::show(
+                &target,
+                &s3,
+                output.into(),
+                watch.then_some(WATCH_EVERY),
+                out,
+            )
+            .await?;
+        }
+        PluginCommand::Logs { name, run } => {
+            let cluster = ClusterSeries::connect(namespace, context).await?;
+            let log = plugin::log(&cluster, &name, &run, &s3).await?;
+            out(&String::from_utf8_lossy(&log));
+        }
+        PluginCommand::Rerun { name } => {
+            let cluster = ClusterSeries::connect(namespace, context).await?;
+            let value = plugin::rerun(&cluster, &name).await?;
+            out(&format!(
+                "simulationseries.simseries.io/{name} rerun requested (simseries.io/rerun={value})\n"
+            ));
+        }
+        PluginCommand::Plan { name, output, date } => {
+            let cluster = ClusterSeries::connect(namespace, context).await?;
+            let (view, prepared) = plugin::plan(&cluster, &name, &s3, date).await?;
+            print_plan(&view.spec, &view.locations, &prepared, output)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The binary's edge: every error ends here as a message and an exit code.
@@ -208,6 +378,35 @@ async fn run(cli: Cli) -> Result<ExitCode, Failed> {
             output,
             date,
         } => plan(&file, write_inputs, output, date, s3).await,
+        Command::Status {
+            name,
+            file,
+            namespace,
+            context,
+            output,
+            watch,
+        } => {
+            let target = match (file, name) {
+                (Some(file), _) => Target::File(file),
+                (None, Some(name)) => Target::Cluster {
+                    name,
+                    namespace,
+                    context,
+                },
+                (None, None) => {
+                    return Err("give a series name, or -f FILE for a local series".into());
+                }
+            };
+            status::show(
+                &target,
+                &s3,
+                output.into(),
+                watch.then_some(WATCH_EVERY),
+                out,
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -231,15 +430,25 @@ async fn plan(
     if let Some(dir) = write_inputs {
         write_plan_files(&dir, &prepared).await?;
     }
+    print_plan(spec, &locations, &prepared, output)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_plan(
+    spec: &simseries::model::spec::SimulationSeriesSpec,
+    locations: &Locations,
+    prepared: &simseries::planning::prepare::Prepared,
+    output: Output,
+) -> Result<(), Failed> {
     match output {
-        Output::Table => out(&plan_table(spec, &locations, &prepared)),
+        Output::Table => out(&plan_table(spec, locations, prepared)),
         Output::Json => {
-            let document = PlanDocument::new(spec, &locations, &prepared);
+            let document = PlanDocument::new(spec, locations, prepared);
             let json = serde_json::to_string_pretty(&document)?;
             out(&format!("{json}\n"));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// What a finished `simseries run` prints: the completeness table on stdout, the outcome on

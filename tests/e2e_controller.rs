@@ -93,6 +93,37 @@ fn ok(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// The kubectl plugin as a user installs it: the binary linked as `kubectl-simseries` in a
+/// folder on the PATH. Returns that folder.
+fn install_plugin(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let link = bin.join("kubectl-simseries");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_simseries"), &link).unwrap();
+    bin
+}
+
+/// `kubectl ARGS` with the plugin folder first on the PATH and the user's AWS credentials
+/// (moto's), as a user runs `kubectl simseries …`.
+fn kubectl_with_plugin(cluster: &Cluster, moto: &Moto, bin: &Path, args: &[&str]) -> Output {
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut command = Command::new("kubectl");
+    command
+        .args(args)
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .env("PATH", path)
+        .stdin(Stdio::null());
+    for (key, value) in moto.env() {
+        command.env(key, value);
+    }
+    tokio::task::block_in_place(|| command.output().unwrap())
+}
+
 /// The controller as a process.
 struct Controller {
     child: Child,
@@ -516,6 +547,81 @@ async fn scenario(cluster: Cluster) {
     let wide = ok(&cluster.ns_kubectl(&["get", "simulationseries", "-o", "wide"], None));
     let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
     assert!(header.contains(&"ACTIVE"), "{wide}");
+
+    // The kubectl plugin: kubectl finds it, and it shows what the status and S3 hold.
+    let bin = install_plugin(&dir);
+    let plugin = |args: &[&str]| kubectl_with_plugin(&cluster, moto, &bin, args);
+    let listed = plugin(&["plugin", "list"]);
+    assert!(
+        text(&listed).contains("kubectl-simseries"),
+        "{}",
+        text(&listed)
+    );
+    let help = ok(&plugin(&["simseries", "--help"]));
+    for command in ["status", "logs", "rerun", "plan"] {
+        assert!(help.contains(command), "{command} not in:\n{help}");
+    }
+    let shown = ok(&plugin(&["simseries", "status", "aws-example", "-n", &ns]));
+    for part in [
+        "Ready:  False (OutputsMissing)",
+        "Inputs: 6/6 done, 0 failed, 0 running",
+        "alice_AWS_EXAMPLE",
+        "LOW ",
+    ] {
+        assert!(shown.contains(part), "{part:?} not in:\n{shown}");
+    }
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.trim_start().starts_with("TOTAL") && l.contains("0/6 (0.0 %)")),
+        "{shown}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(&plugin(&[
+        "simseries",
+        "status",
+        "aws-example",
+        "-n",
+        &ns,
+        "-o",
+        "json",
+    ])))
+    .unwrap();
+    assert_eq!(json["status"]["phase"], "Incomplete");
+    assert_eq!(json["completeness"]["allComplete"], false);
+    assert_eq!(json["completeness"]["rows"][0]["seeds"], 3);
+    let log = plugin(&["simseries", "logs", "aws-example", "LOW_0000", "-n", &ns]);
+    assert!(log.status.success(), "{}", text(&log));
+    let by_input = plugin(&[
+        "simseries",
+        "logs",
+        "aws-example",
+        "AWS_EXAMPLE_0",
+        "-n",
+        &ns,
+    ]);
+    assert_eq!(by_input.stdout, log.stdout, "the same child's log");
+    let unknown = plugin(&["simseries", "logs", "aws-example", "NOPE_0000", "-n", &ns]);
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown).contains("no run or input \"NOPE_0000\" in pass 1 of aws-example"),
+        "{}",
+        text(&unknown)
+    );
+    let missing = plugin(&["simseries", "status", "no-such-series", "-n", &ns]);
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing).contains(&format!(
+            "simulationseries \"no-such-series\" not found in namespace {ns}"
+        )),
+        "{}",
+        text(&missing)
+    );
+    let planned = ok(&plugin(&["simseries", "plan", "aws-example", "-n", &ns]));
+    assert!(planned.contains("Series AWS_EXAMPLE"), "{planned}");
+    assert!(
+        planned.contains(&format!("dated folder s3://{bucket}/work/AWS_EXAMPLE/")),
+        "{planned}"
+    );
     assert!(ok(&cluster.ns_kubectl(&["get", "simser"], None)).contains("aws-example"));
     assert_eq!(
         jsonpath(&cluster, "{.status.pass.groups[0].jobs[0].arraySize}"),
@@ -685,16 +791,11 @@ async fn scenario(cluster: Cluster) {
 
     // Once the model has written every output, a rerun finds nothing missing: Ready.
     write_outputs(moto, &bucket, &date, &runs(4..5)).await;
-    ok(&cluster.ns_kubectl(
-        &[
-            "annotate",
-            "--overwrite",
-            "simser",
-            "aws-example",
-            "simseries.io/rerun=2",
-        ],
-        None,
-    ));
+    let rerun = ok(&plugin(&["simseries", "rerun", "aws-example", "-n", &ns]));
+    assert!(
+        rerun.starts_with("simulationseries.simseries.io/aws-example rerun requested"),
+        "{rerun}"
+    );
     wait_series(
         &cluster,
         &controller,

@@ -772,6 +772,8 @@ fn every_command_ends_quietly_when_its_reader_goes_away() {
         vec!["plan", "-f", file, "--date", DATE, "-o", "json"],
         vec!["crd"],
         vec!["run", "-f", file, "--date", DATE],
+        vec!["status", "-f", file],
+        vec!["status", "-f", file, "-o", "json"],
     ] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_simseries"))
             .args(&args)
@@ -792,4 +794,57 @@ fn every_command_ends_quietly_when_its_reader_goes_away() {
             out.status
         );
     }
+}
+
+#[test]
+fn status_shows_a_local_series_and_its_failed_runs() {
+    let dir = quickstart(
+        "status",
+        &[(
+            "command: [sh, model/toy-model.sh]",
+            "command: [sh, -c, 'exit 3']",
+        )],
+    );
+    let status = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_simseries"))
+            .args(["status", "-f"])
+            .arg(dir.join("series.yaml"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // Before any run: no pass yet, nothing complete.
+    let before = status(&[]);
+    assert!(before.status.success(), "{}", text(&before.stderr));
+    let shown = text(&before.stdout);
+    assert!(shown.contains("Pass:   none yet"), "{shown}");
+    assert!(shown.contains("SLOW_GROWTH  0/4 (0.0 %)"), "{shown}");
+
+    let out = run(&dir, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let after = status(&[]);
+    assert!(after.status.success(), "{}", text(&after.stderr));
+    let shown = text(&after.stdout);
+    for part in [
+        "Ready:  False (RunsFailed)",
+        "Inputs: 0/12 done, 12 failed, 0 running",
+        "Failed or terminated runs:",
+        "QUICKSTART/2024-06-01/inputs/QUICKSTART_0.xml",
+        "QUICKSTART/2024-06-01/logs/pass-1/QUICKSTART_0.log",
+    ] {
+        assert!(shown.contains(part), "{part:?} not in:\n{shown}");
+    }
+    let json: Value = serde_json::from_slice(&status(&["-o", "json"]).stdout).unwrap();
+    let failed = json["failedRuns"].as_array().unwrap();
+    assert_eq!(failed.len(), 12, "{json}");
+    assert_eq!(failed[0]["run"], "QUICKSTART_SLOW_GROWTH_0000");
+    assert_eq!(failed[0]["condition"], "SLOW_GROWTH");
+    assert_eq!(failed[0]["seed"], 0);
+    assert_eq!(failed[0]["exitCode"], 3);
+    assert_eq!(json["completeness"]["allComplete"], false);
+    assert_eq!(json["status"]["phase"], "Incomplete");
+    // --watch on a pass that has ended shows it once and returns.
+    let watched = status(&["--watch"]);
+    assert!(watched.status.success());
+    assert_eq!(text(&watched.stdout), shown);
 }

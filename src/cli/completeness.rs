@@ -1,5 +1,8 @@
-//! The completeness table `simseries run` prints at the end: per group and condition, the
-//! share of seeds with each output extension and with all of them.
+//! The completeness of a series, per group and condition: the share of seeds with each
+//! output extension and with all of them. `simseries run` prints it at the end and
+//! `simseries status` with the pass; `-o json` gives it as data.
+
+use serde::Serialize;
 
 use crate::cli::CliError;
 use crate::model::spec::SimulationSeriesSpec;
@@ -7,58 +10,88 @@ use crate::model::validate::validate;
 use crate::planning::manifest::RunState;
 use crate::planning::prepare::{Stores, read_completeness};
 
-/// Completeness per condition and output extension, `n/N (p %)`, from the outputs in the
-/// source planning uses (`series.manifestSource`).
-pub async fn completeness_table(
-    spec: &SimulationSeriesSpec,
-    stores: &Stores,
-) -> Result<(String, bool), CliError> {
-    let series = validate(spec)?;
-    // The same source as planning: the table and the plan never disagree.
-    let source = spec.series.manifest_source;
-    let loaded = read_completeness(&series, stores, source).await?;
-    let table = &loaded.table;
-    let seeds = series.seeds.len();
-    let mut out = comfy_table::Table::new();
-    out.load_style(comfy_table::presets::NOTHING);
-    let mut header = vec!["GROUP".to_string(), "CONDITION".to_string()];
-    header.extend(spec.series.extensions.iter().cloned());
-    header.push("COMPLETE RUNS".into());
-    out.set_header(header);
-    let mut all_complete = true;
-    let mut totals = vec![0usize; spec.series.extensions.len() + 1];
-    let mut planned = 0usize;
-    for group in series.groups.iter().filter(|g| !g.skipped) {
-        for &condition in &group.conditions {
-            let mut row = vec![
-                group.name.clone(),
-                spec.series.conditions[condition].key.clone(),
-            ];
-            for (e, total) in totals
-                .iter_mut()
-                .enumerate()
-                .take(spec.series.extensions.len())
-            {
-                let n = (0..seeds)
-                    .filter(|&slot| table.has_extension(condition, slot, e))
-                    .count();
-                *total += n;
-                row.push(fraction(n, seeds));
+/// Completeness of the groups that are not skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Completeness {
+    /// The output extensions, in the order of `series.extensions`.
+    pub extensions: Vec<String>,
+    pub rows: Vec<CompletenessRow>,
+    /// Every run of the planned groups has all its outputs.
+    pub all_complete: bool,
+}
+
+/// One condition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompletenessRow {
+    pub group: String,
+    pub condition: String,
+    /// Seeds with each extension, in the order of [`Completeness::extensions`].
+    pub with_extension: Vec<usize>,
+    /// Seeds with every extension.
+    pub complete: usize,
+    pub seeds: usize,
+}
+
+impl Completeness {
+    /// Reads the outputs from the source planning uses (`series.manifestSource`), so the
+    /// table and the plan never disagree.
+    pub async fn read(spec: &SimulationSeriesSpec, stores: &Stores) -> Result<Self, CliError> {
+        let series = validate(spec)?;
+        let loaded = read_completeness(&series, stores, spec.series.manifest_source).await?;
+        let table = &loaded.table;
+        let seeds = series.seeds.len();
+        let extensions = spec.series.extensions.clone();
+        let mut rows = Vec::new();
+        for group in series.groups.iter().filter(|g| !g.skipped) {
+            for &condition in &group.conditions {
+                let count = |has: &dyn Fn(usize) -> bool| (0..seeds).filter(|&s| has(s)).count();
+                rows.push(CompletenessRow {
+                    group: group.name.clone(),
+                    condition: spec.series.conditions[condition].key.clone(),
+                    with_extension: (0..extensions.len())
+                        .map(|e| count(&|slot| table.has_extension(condition, slot, e)))
+                        .collect(),
+                    complete: count(&|slot| table.state(condition, slot) == RunState::Complete),
+                    seeds,
+                });
             }
-            let complete = (0..seeds)
-                .filter(|&slot| table.state(condition, slot) == RunState::Complete)
-                .count();
-            all_complete &= complete == seeds;
-            totals[spec.series.extensions.len()] += complete;
-            planned += seeds;
-            row.push(fraction(complete, seeds));
-            out.add_row(row);
         }
+        let all_complete = rows.iter().all(|r| r.complete == r.seeds);
+        Ok(Completeness {
+            extensions,
+            rows,
+            all_complete,
+        })
     }
-    let mut total_row = vec!["TOTAL".to_string(), String::new()];
-    total_row.extend(totals.iter().map(|n| fraction(*n, planned)));
-    out.add_row(total_row);
-    Ok((out.to_string(), all_complete))
+
+    /// `n/N (p %)` per condition and extension, with a total row.
+    pub fn render(&self) -> String {
+        let mut out = comfy_table::Table::new();
+        out.load_style(comfy_table::presets::NOTHING);
+        let mut header = vec!["GROUP".to_string(), "CONDITION".to_string()];
+        header.extend(self.extensions.iter().cloned());
+        header.push("COMPLETE RUNS".into());
+        out.set_header(header);
+        let mut totals = vec![0usize; self.extensions.len() + 1];
+        let mut planned = 0usize;
+        for row in &self.rows {
+            let mut cells = vec![row.group.clone(), row.condition.clone()];
+            for (e, n) in row.with_extension.iter().enumerate() {
+                totals[e] += n;
+                cells.push(fraction(*n, row.seeds));
+            }
+            totals[self.extensions.len()] += row.complete;
+            planned += row.seeds;
+            cells.push(fraction(row.complete, row.seeds));
+            out.add_row(cells);
+        }
+        let mut total_row = vec!["TOTAL".to_string(), String::new()];
+        total_row.extend(totals.iter().map(|n| fraction(*n, planned)));
+        out.add_row(total_row);
+        out.to_string()
+    }
 }
 
 fn fraction(n: usize, total: usize) -> String {

@@ -1,13 +1,17 @@
-//! The command line driver: `simseries run` reconciles a series file on this machine (its
-//! status file, run lock, progress display and completeness table); `simseries plan` reports
-//! what a pass would do.
+//! The command line: `simseries run` reconciles a series file on this machine (its status
+//! file, run lock, progress display and completeness table); `simseries plan` reports what a
+//! pass would do; `simseries status` shows a series, local or in the cluster; the kubectl
+//! plugin (`kubectl simseries …`) reaches series in the cluster.
 
+pub mod cluster;
 pub mod completeness;
 pub mod lock;
 pub mod plan_report;
+pub mod plugin;
 pub mod progress;
 pub mod run;
 pub mod signals;
+pub mod status;
 pub mod status_file;
 
 use crate::executor::local::launcher::LaunchError;
@@ -35,4 +39,14 @@ pub enum CliError {
     Prepare(#[from] PrepareError),
     #[error("cannot write {what}: {error}")]
     Write { what: String, error: StorageError },
+    #[error("cannot read the kubeconfig: {0}; set KUBECONFIG or --context")]
+    Kubeconfig(String),
+    #[error("Kubernetes API: {0}")]
+    Kube(kube::Error),
+    #[error("simulationseries {name:?} not found in namespace {namespace}")]
+    NotFound { name: String, namespace: String },
+    #[error("cannot read {what}: {error}")]
+    Read { what: String, error: String },
+    #[error("{0}")]
+    NoSuchRun(String),
 }

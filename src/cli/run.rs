@@ -14,7 +14,7 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::cli::CliError;
-use crate::cli::completeness::completeness_table;
+use crate::cli::completeness::Completeness;
 use crate::cli::lock::RunLock;
 use crate::cli::progress::Reporter;
 use crate::cli::signals::interrupt;
@@ -148,7 +148,8 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, CliError> {
             local,
         });
     }
-    let (table, all_complete) = completeness_table(&spec, &stores).await?;
+    let completeness = Completeness::read(&spec, &stores).await?;
+    let (table, all_complete) = (completeness.render(), completeness.all_complete);
     let mut log_folders: Vec<String> = status
         .pass
         .iter()
