@@ -446,6 +446,63 @@ fn jobs_named(moto: &Moto, queue: &str, name: &str) -> Vec<(String, i32)> {
     })
 }
 
+/// Writes the lines a model would have logged into the CloudWatch stream of each child of
+/// array job `id` (moto runs no containers, so it logs nothing itself).
+async fn write_model_logs(moto: &Moto, id: &str, children: u32) {
+    let logs = moto.logs();
+    // AWS Batch creates it on first use; it may exist already.
+    let _ = logs
+        .create_log_group()
+        .log_group_name("/aws/batch/job")
+        .send()
+        .await;
+    for index in 0..children {
+        let described = moto
+            .batch()
+            .describe_jobs()
+            .jobs(format!("{id}:{index}"))
+            .send()
+            .await
+            .unwrap();
+        let stream = described.jobs()[0]
+            .container()
+            .and_then(|c| c.log_stream_name())
+            .expect("moto names a stream")
+            .to_string();
+        let _ = logs
+            .create_log_stream()
+            .log_group_name("/aws/batch/job")
+            .log_stream_name(&stream)
+            .send()
+            .await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let mut put = logs
+            .put_log_events()
+            .log_group_name("/aws/batch/job")
+            .log_stream_name(&stream);
+        for (i, line) in [
+            format!("toy-model: input AWS_EXAMPLE_{index}.xml, 100 steps"),
+            "toy-model: step 100/100".to_string(),
+            "toy-model: done".to_string(),
+        ]
+        .iter()
+        .enumerate()
+        {
+            put = put.log_events(
+                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                    .timestamp(now + i as i64)
+                    .message(line)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        put.send().await.unwrap();
+    }
+}
+
 /// Writes the outputs a model would have written for these runs.
 async fn write_outputs(moto: &Moto, bucket: &str, date: &str, runs: &[String]) {
     for run in runs {
@@ -591,6 +648,10 @@ async fn scenario(cluster: Cluster) {
     assert_eq!(json["completeness"]["rows"][0]["seeds"], 3);
     let log = plugin(&["simseries", "logs", "aws-example", "LOW_0000", "-n", &ns]);
     assert!(log.status.success(), "{}", text(&log));
+    // The README's transcript (`scripts/test.sh --test e2e_controller -- --nocapture`).
+    eprintln!(
+        "--- transcript ---\n$ kubectl get simser\n{table}\n$ kubectl get simser -o wide\n{wide}\n$ kubectl simseries status aws-example\n{shown}--- end ---"
+    );
     let by_input = plugin(&[
         "simseries",
         "logs",
@@ -721,6 +782,7 @@ async fn scenario(cluster: Cluster) {
     );
     let id = jsonpath(&cluster, "{.status.pass.groups[0].jobs[0].id}");
     assert!(!id.is_empty());
+    write_model_logs(moto, &id, 2).await;
     let metrics = controller.get("/metrics");
     assert!(
         metrics.contains("simseries_aws_calls_total{api=\"SubmitJob\"} 3"),
@@ -742,6 +804,22 @@ async fn scenario(cluster: Cluster) {
         jsonpath(&cluster, "{.status.pass.groups[0].jobs[0].id}"),
         id,
         "the same job, adopted"
+    );
+    // The saved log of one run, through the plugin: the model's lines.
+    let log = ok(&plugin(&[
+        "simseries",
+        "logs",
+        "aws-example",
+        "HIGH_0004",
+        "-n",
+        &ns,
+    ]));
+    assert!(
+        log.contains("toy-model: input AWS_EXAMPLE_1.xml, 100 steps\ntoy-model: step 100/100\ntoy-model: done"),
+        "{log}"
+    );
+    eprintln!(
+        "--- transcript ---\n$ kubectl simseries logs aws-example HIGH_0004\n{log}--- end ---"
     );
     assert_eq!(
         jobs_named(moto, &queue, "alice_AWS_EXAMPLE").len(),
