@@ -99,6 +99,8 @@ fn status(progress: &str) -> Value {
         "status": {
             "phase": "Complete",
             "progress": progress,
+            "passProgress": "6/6",
+            "inputs": {"total": 6, "done": 6, "failed": 1, "running": 0},
             "activeJobs": 0,
             "attempts": 2,
             "conditions": [{
@@ -177,7 +179,7 @@ async fn kubectl_and_kube_rs_share_a_series() {
     let header: Vec<&str> = listed.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "PHASE", "RUNS", "ACTIVE", "ATTEMPTS", "AGE"],
+        ["NAME", "PHASE", "RUNS", "PASS", "FAILED", "ATTEMPTS", "AGE"],
         "{listed}"
     );
     assert!(
@@ -234,11 +236,11 @@ async fn kubectl_and_kube_rs_share_a_series() {
     let listed = kubectl(&server, &["get", "simser"]);
     let row: Vec<&str> = listed.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(
-        row[..5],
-        ["quickstart", "Complete", "3/6", "0", "2"],
+        row[..6],
+        ["quickstart", "Complete", "3/6", "6/6", "1", "2"],
         "{listed}"
     );
-    assert!(row[5].ends_with('s'), "age column: {listed}");
+    assert!(row[6].ends_with('s'), "age column: {listed}");
 
     // Already met: returns at once.
     kubectl(
@@ -296,7 +298,8 @@ async fn kubectl_and_kube_rs_share_a_series() {
             "NAME",
             "PHASE",
             "RUNS",
-            "ACTIVE",
+            "PASS",
+            "FAILED",
             "ATTEMPTS",
             "AGE"
         ],
@@ -304,8 +307,8 @@ async fn kubectl_and_kube_rs_share_a_series() {
     );
     let row: Vec<&str> = all.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(
-        row[..6],
-        ["default", "quickstart", "Complete", "4/6", "0", "2"],
+        row[..7],
+        ["default", "quickstart", "Complete", "4/6", "6/6", "1", "2"],
         "{all}"
     );
 
@@ -779,17 +782,32 @@ async fn lists_select_page_stream_and_print_tables() {
         .collect();
     assert_eq!(
         columns,
-        ["Name", "Phase", "Runs", "Active", "Attempts", "Age"]
+        [
+            "Name", "Phase", "Runs", "Pass", "Failed", "Attempts", "Active", "Age"
+        ]
+    );
+    let priorities: Vec<i64> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["priority"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        priorities,
+        [0, 0, 0, 0, 0, 0, 1, 0],
+        "Active only with -o wide"
     );
     let cells = &table["rows"][0]["cells"];
     assert_eq!(
-        cells.as_array().unwrap()[..5],
+        cells.as_array().unwrap()[..7],
         [
             json!("a"),
             json!("Complete"),
             json!("3/6"),
-            json!(0),
-            json!(2)
+            json!("6/6"),
+            json!(1),
+            json!(2),
+            json!(0)
         ]
     );
     assert_eq!(table["rows"][1]["cells"][1], Value::Null);

@@ -121,7 +121,17 @@ fn printer_columns_show_progress() {
         })
         .collect();
     let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["Phase", "Runs", "Active", "Attempts", "Age"]);
+    assert_eq!(
+        names,
+        [
+            "Phase", "Runs", "Pass", "Failed", "Attempts", "Active", "Age"
+        ]
+    );
+    let path = |name: &str| columns.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    assert_eq!(path("Pass"), ".status.passProgress");
+    assert_eq!(path("Failed"), ".status.inputs.failed");
+    let active = &version["additionalPrinterColumns"][5];
+    assert_eq!(active["priority"], 1, "Active only with -o wide");
     assert_eq!(version["subresources"]["status"], serde_json::json!({}));
     assert_eq!(crd["spec"]["names"]["shortNames"][0], "simser");
     assert_eq!(crd["spec"]["scope"], "Namespaced");

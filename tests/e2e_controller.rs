@@ -677,6 +677,32 @@ async fn scenario(cluster: Cluster) {
         "{}",
         text(&missing)
     );
+    // A reader that goes away (`kubectl simseries status … | head`) ends it quietly.
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut piped = Command::new("kubectl");
+    piped
+        .args(["simseries", "status", "aws-example", "-n", &ns])
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .env("PATH", path)
+        .envs(moto.env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let closed = tokio::task::block_in_place(|| {
+        let mut child = piped.spawn().unwrap();
+        drop(child.stdout.take());
+        child.wait_with_output().unwrap()
+    });
+    assert!(
+        matches!(closed.status.code(), Some(0 | 141)),
+        "{}",
+        text(&closed)
+    );
+    assert!(!text(&closed).contains("panicked"), "{}", text(&closed));
     let planned = ok(&plugin(&["simseries", "plan", "aws-example", "-n", &ns]));
     assert!(planned.contains("Series AWS_EXAMPLE"), "{planned}");
     assert!(
