@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs moto into .venv (once), starts a moto server on
-# 127.0.0.1 for the tests that talk to S3, runs `cargo test`, and stops the server.
+# 127.0.0.1 for the tests that talk to S3, prepares a container engine and the toy model image
+# (scripts/container-engine.sh), runs `cargo test`, and stops the server.
 # Extra arguments go to `cargo test`, e.g. `scripts/test.sh --test s3`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,5 +32,16 @@ for _ in $(seq 1 100); do
 done
 export SIMSERIES_MOTO_URL="http://127.0.0.1:$port"
 echo "moto server on $SIMSERIES_MOTO_URL" >&2
+
+# A container engine and the toy model image for tests/containers.rs; without one, those tests
+# say why and run nothing (and this line says so in the log).
+if engine_line=$(scripts/container-engine.sh); then
+    read -r engine image <<<"$engine_line"
+    export SIMSERIES_TEST_ENGINE="${engine#engine=}" SIMSERIES_TEST_IMAGE="${image#image=}"
+    echo "container engine $SIMSERIES_TEST_ENGINE with $SIMSERIES_TEST_IMAGE" >&2
+else
+    export SIMSERIES_TEST_ENGINE_SKIPPED="scripts/container-engine.sh found no usable engine (see its lines above)"
+    echo "container tests SKIPPED: no usable container engine (see above)" >&2
+fi
 
 cargo test "$@"

@@ -24,6 +24,12 @@ flaky=$(attr flaky)
 extensions=$(attr extensions)
 run=$(printf '%s_%s_%04d' "$series" "$key" "$seed")
 
+# Asked to (record="True" in its input), it writes down what it sees: its environment and the
+# dated folder (the container-mode tests check the contract with it).
+if [ "$(attr record)" = "True" ]; then
+    { env | sort; echo "--- ${workdir}"; ls "$workdir"; } > "${workdir}seen-$run.txt"
+fi
+
 echo "toy-model: $run: starting ($steps steps, seed $seed)"
 echo "$run" >> "${workdir}executions.log"
 sleep "$pause"

@@ -60,6 +60,8 @@ impl ChildState {
 
 #[derive(Debug)]
 pub(super) struct LocalJob {
+    /// Tells this working folder's containers from another's (see `container_scope`).
+    pub(super) scope: String,
     pub(super) pass: u32,
     pub(super) file_set_name: String,
     pub(super) children: Mutex<Vec<ChildState>>,
@@ -238,6 +240,7 @@ impl ChildLaunch {
                     .arg(engine)
                     .args(["run", "--rm", "--init", "--name"])
                     .arg(container_name(
+                        &self.job.scope,
                         self.job.pass,
                         &self.job.file_set_name,
                         self.index,

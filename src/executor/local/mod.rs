@@ -25,7 +25,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 
 use self::child::{ChildFiles, ChildLaunch, ChildState, LocalJob, dispatch, watch_orphan};
 use self::launcher::Launcher;
-use self::launcher::container_name;
+use self::launcher::{container_name, container_scope};
 use self::process::{GRACE, process_alive};
 use super::{Executor, LiveCounts, PassContext, save_group_logs};
 use crate::model::logfilter::LogFilter;
@@ -145,6 +145,7 @@ impl LocalExecutor {
         let size = record.array_size as usize;
         let (cancel, _) = watch::channel(record.terminated);
         let job = Arc::new(LocalJob {
+            scope: container_scope(&self.root),
             pass: context.pass,
             file_set_name: record.file_set_name.clone(),
             children: Mutex::new(vec![ChildState::Pending; size]),
@@ -277,7 +278,7 @@ async fn kill_job(job: &LocalJob, launcher: &Launcher) {
             engine.as_str(),
             indices
                 .into_iter()
-                .map(|index| container_name(job.pass, &job.file_set_name, index))
+                .map(|index| container_name(&job.scope, job.pass, &job.file_set_name, index))
                 .collect(),
         )),
         Launcher::Command { .. } => None,
