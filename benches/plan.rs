@@ -50,6 +50,7 @@ fn spec(seeds_per_job: u32) -> SimulationSeriesSpec {
             vcpus: 1,
             memory: 1024,
             queue: None,
+            share_identifier: None,
         },
         series: Series {
             name: "BENCH".into(),
@@ -73,6 +74,9 @@ fn spec(seeds_per_job: u32) -> SimulationSeriesSpec {
             terminate_jobs: true,
             save_logs: true,
             clean_jobs: true,
+            spot_retries: 0,
+            timeout_seconds: None,
+            scheduling_priority: None,
         },
     }
 }

@@ -420,3 +420,41 @@ async fn logs_of_every_attempt_are_saved() {
     assert_eq!(h.pass().groups[0].logs.as_ref().unwrap().count, 8);
     assert_eq!(h.pass().phase, Phase::Complete);
 }
+
+#[tokio::test]
+async fn a_fair_share_queue_needs_a_share_identifier_and_says_so() {
+    let mut h = Harness::new("fake-fair-share", |_| {}).await;
+    h.fake.state.lock().unwrap().fair_share = true;
+    h.run(|_, _| {}).await;
+    let pass = h.pass();
+    assert_eq!(
+        pass.phase,
+        Phase::Incomplete,
+        "its jobs could not be submitted"
+    );
+    let error = pass.last_error.as_ref().unwrap();
+    assert_eq!(error.reason, "ShareIdentifierRequired");
+    assert!(
+        error.message.contains("spec.context.shareIdentifier"),
+        "{}",
+        error.message
+    );
+    assert!(h.fake.state.lock().unwrap().jobs.is_empty());
+
+    // With a share identifier and a priority, the jobs go in with both.
+    let mut h = Harness::new("fake-fair-share-ok", |s| {
+        s.spec.context.share_identifier = Some("lab_a".into());
+        s.spec.parameters.scheduling_priority = Some(50);
+    })
+    .await;
+    h.fake.state.lock().unwrap().fair_share = true;
+    let model = Model::of(&h);
+    h.run(|fake, _| model.succeed(fake)).await;
+    assert_eq!(h.pass().phase, Phase::Complete);
+    let state = h.fake.state.lock().unwrap();
+    assert_eq!(state.jobs.len(), 2);
+    for job in &state.jobs {
+        assert_eq!(job.request.share_identifier.as_deref(), Some("lab_a"));
+        assert_eq!(job.request.scheduling_priority, Some(50));
+    }
+}

@@ -247,6 +247,79 @@ async fn job_definitions_are_reused_when_identical_and_only_own_ones_deregistere
 }
 
 #[tokio::test]
+async fn spot_retries_and_timeouts_are_part_of_the_definition_and_unset_changes_nothing() {
+    let moto = moto::shared();
+    let s = setup("spot", moto).await;
+    let root = temp_dir("batch-spot");
+    let g = group("S_G", None, vec![]);
+    // Unset: today's definition, without retry strategy or timeout.
+    let plain = s
+        .executor
+        .register(&context(s.spec.clone(), &root, 1), &g)
+        .await
+        .unwrap();
+    let described = |arn: String| async move {
+        moto.batch()
+            .describe_job_definitions()
+            .job_definitions(arn)
+            .send()
+            .await
+            .unwrap()
+            .job_definitions()[0]
+            .clone()
+    };
+    let definition = described(plain.id.clone()).await;
+    assert!(definition.retry_strategy().is_none());
+    assert!(definition.timeout().is_none());
+
+    let spot = context(
+        spec(&s.queue, |s| {
+            s.spec.parameters.spot_retries = 2;
+            s.spec.parameters.timeout_seconds = Some(600);
+        }),
+        &root,
+        1,
+    );
+    let first = s.executor.register(&spot, &g).await.unwrap();
+    assert_ne!(first.id, plain.id, "other content, a new revision");
+    let definition = described(first.id.clone()).await;
+    let strategy = definition.retry_strategy().unwrap();
+    assert_eq!(strategy.attempts(), Some(3));
+    // AWS takes the actions in any case; moto keeps them lower-cased.
+    let rules: Vec<(Option<&str>, Option<&str>, Option<String>)> = strategy
+        .evaluate_on_exit()
+        .iter()
+        .map(|e| {
+            let action = e.action().map(|a| a.as_str().to_uppercase());
+            (e.on_status_reason(), e.on_reason(), action)
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            (Some("Host EC2*"), None, Some("RETRY".to_string())),
+            (None, Some("*"), Some("EXIT".to_string()))
+        ]
+    );
+    assert_eq!(
+        definition
+            .timeout()
+            .and_then(|t| t.attempt_duration_seconds()),
+        Some(600)
+    );
+    // The same settings again: the revision is reused, not registered anew.
+    let again = s.executor.register(&spot, &g).await.unwrap();
+    assert_eq!(again.id, first.id);
+    // And back to unset: the first revision again.
+    let back = s
+        .executor
+        .register(&context(s.spec.clone(), &root, 1), &g)
+        .await
+        .unwrap();
+    assert_eq!(back.id, plain.id);
+}
+
+#[tokio::test]
 async fn array_and_plain_jobs_follow_the_contract() {
     let s = setup("submit", moto::shared()).await;
     let (_, ctx, definition) = s.registered("submit", 1).await;
@@ -333,6 +406,8 @@ async fn polls_describe_parents_a_hundred_at_a_time() {
             array_size: (size > 1).then_some(size),
             environment: vec![],
             tags: Default::default(),
+            share_identifier: None,
+            scheduling_priority: None,
         };
         let id = s.api.api.submit_job(&request).await.unwrap();
         records.push(job(&format!("poll-{i}"), "S_G", size, Some(id)));

@@ -201,6 +201,8 @@ async fn deleted_while_running(
             array_size: (size > 1).then_some(size),
             environment: vec![],
             tags: Default::default(),
+            share_identifier: None,
+            scheduling_priority: None,
         })
         .await
         .unwrap();

@@ -77,6 +77,7 @@ fn references(module: &str, text: &str, known: &BTreeSet<String>) -> BTreeSet<St
     let mut out = BTreeSet::new();
     let parent: Vec<&str> = module.split("::").collect();
     let code = code(text);
+    let tests_from = code.find("#[cfg(test)]\nmod tests {");
     for (prefix, base) in [
         ("crate::", Vec::new()),
         ("super::", parent[..parent.len() - 1].to_vec()),
@@ -85,6 +86,10 @@ fn references(module: &str, text: &str, known: &BTreeSet<String>) -> BTreeSet<St
         for (at, _) in code.match_indices(prefix) {
             // `crate::` inside a longer word (`simseries_crate::`) is not a path.
             if at > 0 && code[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            // In the file's unit tests (`mod tests { use super::*; }`), `super` is the file.
+            if prefix == "super::" && tests_from.is_some_and(|from| at > from) {
                 continue;
             }
             let rest = &code[at + prefix.len()..];
@@ -107,6 +112,9 @@ fn references(module: &str, text: &str, known: &BTreeSet<String>) -> BTreeSet<St
         }
         // Braced groups after a path: `use super::{child::X, launcher::Y}`.
         for (at, _) in code.match_indices(&format!("{prefix}{{")) {
+            if prefix == "super::" && tests_from.is_some_and(|from| at > from) {
+                continue;
+            }
             let group = &code[at + prefix.len() + 1..];
             let group = &group[..group.find('}').unwrap_or(group.len())];
             for item in group.split(',') {

@@ -259,3 +259,26 @@ fn conditions_times_seeds_is_bounded() {
         .replace("group: G, seeds: [1, 2]", "seeds: [1, 2]");
     assert_problem(&yaml, "spec.series", &["10010000 runs", "at most 10000000"]);
 }
+
+#[test]
+fn aws_batch_options_are_bounded() {
+    let yaml = SERIES.replace(
+        "seedsPerJob: 2}",
+        "seedsPerJob: 2, spotRetries: 10, timeoutSeconds: 59, schedulingPriority: 10000}",
+    );
+    assert_problem(&yaml, "spec.parameters.spotRetries", &["0 to 9"]);
+    assert_problem(&yaml, "spec.parameters.timeoutSeconds", &["at least 60"]);
+    assert_problem(&yaml, "spec.parameters.schedulingPriority", &["0 to 9999"]);
+    let yaml = SERIES.replace("memory: 512}", "memory: 512, shareIdentifier: 'lab a'}");
+    assert_problem(
+        &yaml,
+        "spec.context.shareIdentifier",
+        &["letters, digits or `_`"],
+    );
+    let fine = SERIES.replace(
+        "seedsPerJob: 2}",
+        "seedsPerJob: 2, spotRetries: 9, timeoutSeconds: 60, schedulingPriority: 9999}",
+    );
+    let spec = series(&fine).spec;
+    assert!(simseries::model::validate::validate(&spec).is_ok());
+}

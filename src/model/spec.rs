@@ -122,6 +122,10 @@ pub struct Context {
     /// Name or ARN of the AWS Batch job queue. Required to run on AWS Batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
+    /// Share identifier of the series' jobs on a fair-share queue (AWS Batch refuses jobs
+    /// without one there); letters, digits and `_`, at most 255 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_identifier: Option<String>,
 }
 
 /// Where planning learns which runs already have outputs.
@@ -279,6 +283,18 @@ pub struct Parameters {
     /// Remove the job scaffolding the pass created (job definitions) when it ends.
     #[serde(default = "yes")]
     pub clean_jobs: bool,
+    /// AWS Batch: times a child is tried again when its Spot host is reclaimed (0 to 9; 0, the
+    /// default, never). Failures of the model itself are never retried.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub spot_retries: u32,
+    /// AWS Batch: seconds each attempt of a child may run before AWS stops it (at least 60;
+    /// default: no limit). Beside it, `retries` x `retryDelay` bounds the whole pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    /// AWS Batch, fair-share queues: the scheduling priority of the series' jobs (0 to 9999;
+    /// higher runs first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_priority: Option<u32>,
 }
 
 fn default_seeds_per_job() -> u32 {
@@ -305,4 +321,8 @@ impl SimulationSeriesSpec {
     pub fn is_arcade(&self) -> bool {
         self.parameters.model.eq_ignore_ascii_case("ARCADE")
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

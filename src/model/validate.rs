@@ -17,6 +17,12 @@ pub const MAX_LISTED_PROBLEMS: usize = 20;
 /// The longest wait between polls: a week. Longer waits are mistakes (minutes typed as
 /// milliseconds) and would overflow clock arithmetic.
 pub const MAX_RETRY_DELAY_SECONDS: u64 = 7 * 24 * 3600;
+/// AWS Batch tries a job at most 10 times.
+pub const MAX_SPOT_RETRIES: u32 = 9;
+/// AWS Batch's shortest attempt timeout.
+pub const MIN_TIMEOUT_SECONDS: u64 = 60;
+/// AWS Batch's largest scheduling priority.
+pub const MAX_SCHEDULING_PRIORITY: u32 = 9999;
 /// The most polls of a pass.
 pub const MAX_RETRIES: u32 = 100_000;
 /// The most runs (conditions x seeds) a series may plan: ten times the largest series
@@ -285,6 +291,41 @@ pub fn validate(spec: &SimulationSeriesSpec) -> Result<ValidSeries<'_>, SpecErro
         errors.push(
             "spec.parameters.logFilter",
             format!("longer than {MAX_LOG_FILTER_CHARS} characters (CloudWatch Logs' limit)"),
+        );
+    }
+    if parameters.spot_retries > MAX_SPOT_RETRIES {
+        errors.push(
+            "spec.parameters.spotRetries",
+            format!(
+                "{} retries; give 0 to {MAX_SPOT_RETRIES} (AWS Batch tries a job at most 10 times)",
+                parameters.spot_retries
+            ),
+        );
+    }
+    if let Some(seconds) = parameters.timeout_seconds
+        && seconds < MIN_TIMEOUT_SECONDS
+    {
+        errors.push(
+            "spec.parameters.timeoutSeconds",
+            format!("{seconds} seconds; AWS Batch takes at least {MIN_TIMEOUT_SECONDS}"),
+        );
+    }
+    if let Some(priority) = parameters.scheduling_priority
+        && priority > MAX_SCHEDULING_PRIORITY
+    {
+        errors.push(
+            "spec.parameters.schedulingPriority",
+            format!("{priority}; give 0 to {MAX_SCHEDULING_PRIORITY}"),
+        );
+    }
+    if let Some(share) = &spec.context.share_identifier
+        && (share.is_empty()
+            || share.len() > 255
+            || !share.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    {
+        errors.push(
+            "spec.context.shareIdentifier",
+            "give 1 to 255 letters, digits or `_` (AWS Batch's rule for share identifiers)",
         );
     }
     if parameters.seeds_per_job == 0 {

@@ -74,6 +74,9 @@ pub struct FakeState {
     pub throttle_submits: u32,
     /// TerminateJob answers ServerException while set.
     pub fail_terminates: bool,
+    /// The queue is a fair-share queue: SubmitJob without a share identifier is refused, as
+    /// AWS refuses it.
+    pub fair_share: bool,
     pub calls: BTreeMap<&'static str, usize>,
 }
 
@@ -270,6 +273,16 @@ impl BatchApi for FakeBatch {
         if state.throttle_submits > 0 {
             state.throttle_submits -= 1;
             return ready(Err(throttled()));
+        }
+        if state.fair_share && request.share_identifier.is_none() {
+            return ready(Err(ApiError {
+                code: "ClientException".into(),
+                message: format!(
+                    "Job queue {} is a fair share job queue. shareIdentifier must be specified.",
+                    request.queue
+                ),
+                transient: false,
+            }));
         }
         let id = format!("job-{}", state.jobs.len() + 1);
         let size = request.array_size.unwrap_or(1) as usize;

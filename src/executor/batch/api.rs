@@ -47,7 +47,15 @@ pub struct DefinitionContent {
     pub job_role_arn: String,
     /// Sorted by name.
     pub environment: Vec<(String, String)>,
+    /// Attempts per child when Spot reclaims its host (`retryStrategy.attempts`, retrying only
+    /// on `Host EC2*` status reasons); `None`: no retry strategy.
+    pub attempts: Option<u32>,
+    /// `timeout.attemptDurationSeconds`; `None`: no timeout.
+    pub timeout_seconds: Option<u64>,
 }
+
+/// The status reasons AWS Batch gives a job whose Spot host was reclaimed.
+pub const SPOT_RECLAIMED: &str = "Host EC2*";
 
 /// An active revision of a job definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +78,9 @@ pub struct SubmitRequest {
     /// Environment overrides (`FILE_SET_NAME` of the parts past the first).
     pub environment: Vec<(String, String)>,
     pub tags: BTreeMap<String, String>,
+    /// For fair-share queues.
+    pub share_identifier: Option<String>,
+    pub scheduling_priority: Option<u32>,
 }
 
 /// A job as ListJobs summarizes it.

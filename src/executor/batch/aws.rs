@@ -14,15 +14,16 @@ use aws_sdk_batch::config::timeout::TimeoutConfig;
 use aws_sdk_batch::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_batch::operation::list_jobs::builders::ListJobsFluentBuilder;
 use aws_sdk_batch::types::{
-    ArrayProperties, ContainerOverrides, ContainerProperties, JobDefinitionType, JobStatus,
-    KeyValuePair, KeyValuesPair, ResourceRequirement, ResourceType,
+    ArrayProperties, ContainerOverrides, ContainerProperties, EvaluateOnExit, JobDefinitionType,
+    JobStatus, JobTimeout, KeyValuePair, KeyValuesPair, ResourceRequirement, ResourceType,
+    RetryAction, RetryStrategy,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::api::{
     ApiError, ApiResult, Attempt, BatchApi, DefinitionContent, DefinitionRevision, JobDetail,
-    JobSummary, LogEvent, MAX_DESCRIBE_IDS, MAX_LOG_STREAMS, SubmitRequest,
+    JobSummary, LogEvent, MAX_DESCRIBE_IDS, MAX_LOG_STREAMS, SPOT_RECLAIMED, SubmitRequest,
 };
 use crate::model::status::{JobState, StatusSummary};
 
@@ -166,7 +167,35 @@ fn content_of(name: &str, properties: &ContainerProperties) -> Option<Definition
         memory,
         job_role_arn: properties.job_role_arn().unwrap_or_default().to_string(),
         environment,
+        attempts: None,
+        timeout_seconds: None,
     })
+}
+
+/// The attempts of a retry strategy as simseries registers it (Spot reclaims retried, the
+/// rest not); any other strategy reads as a different content (`Some(0)`), so it is not reused.
+fn spot_attempts(strategy: Option<&RetryStrategy>) -> Option<u32> {
+    let strategy = strategy?;
+    let attempts = strategy.attempts().unwrap_or(1).max(1) as u32;
+    // AWS takes actions in any case (and servers may store them lower-cased).
+    let is = |action: Option<&RetryAction>, name: &str| {
+        action.is_some_and(|a| a.as_str().eq_ignore_ascii_case(name))
+    };
+    let ours = match strategy.evaluate_on_exit() {
+        [retry, exit] => {
+            retry.on_status_reason() == Some(SPOT_RECLAIMED)
+                && is(retry.action(), "RETRY")
+                && exit.on_reason() == Some("*")
+                && is(exit.action(), "EXIT")
+        }
+        _ => false,
+    };
+    match (ours, attempts) {
+        // One attempt and no rules is no strategy at all.
+        (_, 1) if strategy.evaluate_on_exit().is_empty() => None,
+        (true, attempts) => Some(attempts),
+        (false, _) => Some(0),
+    }
 }
 
 /// The status AWS reports, if this version knows it.
@@ -258,7 +287,16 @@ impl BatchApi for AwsBatchApi {
                             .to_string(),
                         revision: definition.revision().unwrap_or_default(),
                         content: definition.container_properties().and_then(|p| {
-                            content_of(definition.job_definition_name().unwrap_or(name), p)
+                            content_of(definition.job_definition_name().unwrap_or(name), p).map(
+                                |content| DefinitionContent {
+                                    attempts: spot_attempts(definition.retry_strategy()),
+                                    timeout_seconds: definition
+                                        .timeout()
+                                        .and_then(|t| t.attempt_duration_seconds())
+                                        .map(|s| s.max(0) as u64),
+                                    ..content
+                                },
+                            )
                         }),
                         tags: tags_of(definition.tags()),
                     });
@@ -298,16 +336,42 @@ impl BatchApi for AwsBatchApi {
                         .collect(),
                 ))
                 .build();
-            let output = self
+            let mut call = self
                 .batch
                 .register_job_definition()
                 .job_definition_name(&content.name)
                 .r#type(JobDefinitionType::Container)
                 .container_properties(properties)
-                .set_tags(Some(tags.clone().into_iter().collect()))
-                .send()
-                .await
-                .map_err(api_error)?;
+                .set_tags(Some(tags.clone().into_iter().collect()));
+            if let Some(attempts) = content.attempts {
+                // Retry a child whose Spot host was reclaimed; any other failure (the model's
+                // own) ends it.
+                call = call.retry_strategy(
+                    RetryStrategy::builder()
+                        .attempts(attempts as i32)
+                        .evaluate_on_exit(
+                            EvaluateOnExit::builder()
+                                .on_status_reason(SPOT_RECLAIMED)
+                                .action(RetryAction::Retry)
+                                .build(),
+                        )
+                        .evaluate_on_exit(
+                            EvaluateOnExit::builder()
+                                .on_reason("*")
+                                .action(RetryAction::Exit)
+                                .build(),
+                        )
+                        .build(),
+                );
+            }
+            if let Some(seconds) = content.timeout_seconds {
+                call = call.timeout(
+                    JobTimeout::builder()
+                        .attempt_duration_seconds(seconds.min(i32::MAX as u64) as i32)
+                        .build(),
+                );
+            }
+            let output = call.send().await.map_err(api_error)?;
             Ok(output.job_definition_arn().unwrap_or_default().to_string())
         }
         .boxed()
@@ -337,6 +401,12 @@ impl BatchApi for AwsBatchApi {
                 .set_tags(Some(request.tags.clone().into_iter().collect()));
             if let Some(size) = request.array_size {
                 call = call.array_properties(ArrayProperties::builder().size(size as i32).build());
+            }
+            if let Some(share) = &request.share_identifier {
+                call = call.share_identifier(share);
+            }
+            if let Some(priority) = request.scheduling_priority {
+                call = call.scheduling_priority_override(priority as i32);
             }
             if !request.environment.is_empty() {
                 call = call.container_overrides(

@@ -184,6 +184,11 @@ impl BatchExecutor {
             memory: context.spec.context.memory,
             job_role_arn: self.settings.job_role_arn(),
             environment,
+            attempts: match context.spec.parameters.spot_retries {
+                0 => None,
+                retries => Some(retries + 1),
+            },
+            timeout_seconds: context.spec.parameters.timeout_seconds,
         }
     }
 
@@ -257,6 +262,22 @@ impl BatchExecutor {
         children.dedup_by(|a, b| a.id == b.id);
         Ok(children)
     }
+}
+
+/// A refused SubmitJob: a fair-share queue refuses jobs without a share identifier, which only
+/// the spec can give.
+fn submit_failure(error: ApiError, has_share: bool) -> Failure {
+    let message = error.message.to_lowercase();
+    if !has_share && !error.transient && message.contains("share") {
+        return Failure::permanent(
+            "ShareIdentifierRequired",
+            format!(
+                "the queue is a fair-share queue and needs spec.context.shareIdentifier (and optionally spec.parameters.schedulingPriority): {}",
+                error.message
+            ),
+        );
+    }
+    failure(error)
 }
 
 /// A Batch or Logs failure as the decision function sees it.
@@ -412,9 +433,14 @@ impl Executor for BatchExecutor {
                 array_size: (job.array_size > 1).then_some(job.array_size),
                 environment,
                 tags: Self::job_tags(context, job),
+                share_identifier: context.spec.context.share_identifier.clone(),
+                scheduling_priority: context.spec.parameters.scheduling_priority,
             };
             self.submits.acquire().await;
-            self.api.submit_job(&request).await.map_err(failure)
+            self.api
+                .submit_job(&request)
+                .await
+                .map_err(|e| submit_failure(e, request.share_identifier.is_some()))
         }
         .boxed()
     }
