@@ -458,3 +458,34 @@ async fn a_fair_share_queue_needs_a_share_identifier_and_says_so() {
         assert_eq!(job.request.scheduling_priority, Some(50));
     }
 }
+
+#[tokio::test]
+async fn a_child_stopped_by_its_timeout_is_reported_as_such() {
+    let mut h = Harness::new("fake-timeout", |s| {
+        s.spec.parameters.timeout_seconds = Some(600)
+    })
+    .await;
+    let model = Model::of(&h);
+    h.run(|fake, wait| {
+        if wait == 1 {
+            model.succeed(fake);
+            let mut state = fake.state.lock().unwrap();
+            let child = &mut state.jobs[0].children[1];
+            child.status = "FAILED".into();
+            child.exit_code = None;
+            child.reason = Some("Job attempt duration exceeded timeout".into());
+        }
+    })
+    .await;
+    assert_eq!(h.pass().phase, Phase::Incomplete);
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(h.dir.join("working/S/2024-06-01/simseries/pass-1.json")).unwrap(),
+    )
+    .unwrap();
+    let child = &record["groups"][0]["jobs"][0]["children"][1];
+    assert_eq!(child["outcome"]["state"], "FAILED");
+    assert_eq!(
+        child["outcome"]["reason"],
+        "stopped by its timeout (parameters.timeoutSeconds: 600): Job attempt duration exceeded timeout"
+    );
+}

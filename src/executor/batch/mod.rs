@@ -264,6 +264,17 @@ impl BatchExecutor {
     }
 }
 
+/// AWS's status reason of a child, said in the spec's terms where it has them: an attempt
+/// stopped by `timeoutSeconds` is reported as such, beside the pass's own straggler bound.
+fn explain_reason(reason: &str, context: &PassContext) -> String {
+    match context.spec.parameters.timeout_seconds {
+        Some(seconds) if reason.contains("duration exceeded timeout") => {
+            format!("stopped by its timeout (parameters.timeoutSeconds: {seconds}): {reason}")
+        }
+        _ => reason.to_string(),
+    }
+}
+
 /// A refused SubmitJob: a fair-share queue refuses jobs without a share identifier, which only
 /// the spec can give.
 fn submit_failure(error: ApiError, has_share: bool) -> Failure {
@@ -528,7 +539,7 @@ impl Executor for BatchExecutor {
 
     fn children<'a>(
         &'a self,
-        _context: &'a PassContext,
+        context: &'a PassContext,
         job: &'a JobRecord,
     ) -> BoxFuture<'a, Result<Vec<ChildOutcome>, Failure>> {
         async move {
@@ -551,7 +562,7 @@ impl Executor for BatchExecutor {
                             index,
                             state: child.status,
                             exit_code: child.exit_code,
-                            reason: child.reason.clone(),
+                            reason: child.reason.as_deref().map(|r| explain_reason(r, context)),
                             id: Some(child.id.clone()),
                         },
                         None => ChildOutcome {
