@@ -489,3 +489,41 @@ async fn a_child_stopped_by_its_timeout_is_reported_as_such() {
         "stopped by its timeout (parameters.timeoutSeconds: 600): Job attempt duration exceeded timeout"
     );
 }
+
+/// AWS calls of a pass of 4 array jobs of 10,000 children, by API (printed for the README and
+/// the figures), with the targets: ListJobs only to adopt a job submitted before a crash (one
+/// look per job), DescribeJobs once per poll for the parents and once per pass for the
+/// children, 100 IDs a call.
+#[tokio::test]
+async fn a_pass_of_forty_thousand_children_makes_few_calls() {
+    let mut h = Harness::new("fake-calls", |s| {
+        // Conditions A, B, D, E of group G x 10,000 seeds: 40,000 inputs, 4 array jobs.
+        s.spec.series.seeds = (0..10_000).collect();
+        for key in ["D", "E"] {
+            let mut condition = s.spec.series.conditions[0].clone();
+            condition.key = key.into();
+            s.spec.series.conditions.push(condition);
+        }
+        s.spec.series.groups.as_mut().unwrap()["H"] = None;
+    })
+    .await;
+    h.run(|fake, wait| {
+        if wait == 2 {
+            fake.set_all("SUCCEEDED");
+        }
+    })
+    .await;
+    let jobs = &h.pass().groups[0].jobs;
+    assert_eq!(jobs.len(), 4, "{:?}", h.pass().last_error);
+    assert!(jobs.iter().all(|j| j.array_size == 10_000));
+    let polls = h.pass().attempts as usize;
+    let calls = h.fake.state.lock().unwrap().calls.clone();
+    eprintln!("calls for 4 x 10,000 children, {polls} polls: {calls:?}");
+    let count = |api: &str| calls.get(api).copied().unwrap_or(0);
+    assert_eq!(count("ListJobs"), 4, "one adoption look per job");
+    assert_eq!(
+        count("DescribeJobs"),
+        polls + 1 + 40_000 / 100,
+        "one per poll (4 parents), one before cleaning, and 400 for the children, once"
+    );
+}

@@ -13,7 +13,7 @@ use simseries::executor::batch::api::{
     JobSummary, LogEvent, MAX_DESCRIBE_IDS, SubmitRequest,
 };
 use simseries::model::logfilter::LogFilter;
-use simseries::model::status::{JobState, StatusSummary};
+use simseries::model::status::StatusSummary;
 
 use super::batch::ready;
 
@@ -320,35 +320,6 @@ impl BatchApi for FakeBatch {
                 array_index: None,
                 exit_code: None,
                 reason: None,
-            })
-            .collect();
-        ready(Ok(found))
-    }
-
-    fn list_children<'a>(
-        &'a self,
-        parent: &'a str,
-        status: JobState,
-    ) -> BoxFuture<'a, ApiResult<Vec<JobSummary>>> {
-        let mut state = self.state.lock().unwrap();
-        *state.calls.entry("ListJobs").or_default() += 1;
-        let found = state
-            .jobs
-            .iter()
-            .filter(|j| j.id == parent)
-            .flat_map(|j| {
-                j.children
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| c.status == status.as_str())
-                    .map(|(i, c)| JobSummary {
-                        id: format!("{}:{i}", j.id),
-                        name: j.request.job_name.clone(),
-                        status: Some(status),
-                        array_index: Some(i as u32),
-                        exit_code: c.exit_code,
-                        reason: c.reason.clone(),
-                    })
             })
             .collect();
         ready(Ok(found))

@@ -158,13 +158,6 @@ pub trait BatchApi: Send + Sync {
         name: &'a str,
     ) -> BoxFuture<'a, ApiResult<Vec<JobSummary>>>;
 
-    /// Children of an array job in `status` (ListJobs with `arrayJobId`), all pages.
-    fn list_children<'a>(
-        &'a self,
-        parent: &'a str,
-        status: JobState,
-    ) -> BoxFuture<'a, ApiResult<Vec<JobSummary>>>;
-
     /// Details of at most [`MAX_DESCRIBE_IDS`] jobs (never called with none).
     fn describe_jobs<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, ApiResult<Vec<JobDetail>>>;
 

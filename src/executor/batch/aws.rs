@@ -445,18 +445,6 @@ impl BatchApi for AwsBatchApi {
         .boxed()
     }
 
-    fn list_children<'a>(
-        &'a self,
-        parent: &'a str,
-        status: JobState,
-    ) -> BoxFuture<'a, ApiResult<Vec<JobSummary>>> {
-        self.list_jobs(move |call| {
-            call.array_job_id(parent)
-                .job_status(JobStatus::from(status.as_str()))
-        })
-        .boxed()
-    }
-
     fn describe_jobs<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, ApiResult<Vec<JobDetail>>> {
         async move {
             // Empty would make some servers describe every job; more than 100 is refused.

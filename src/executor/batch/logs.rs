@@ -1,27 +1,25 @@
 //! The logs of a job's children from CloudWatch Logs: the streams of every attempt of every
-//! child (read from the jobs, at most 100 per DescribeJobs), their events matching the log
-//! filter (at most 100 streams per FilterLogEvents), and one text per child, its attempts
-//! separated.
+//! child (read from the children's descriptions), their events matching the log filter (at
+//! most 100 streams per FilterLogEvents), and one text per child, its attempts separated.
 
 use std::collections::BTreeMap;
 
-use super::api::{ApiResult, BatchApi, JobDetail, JobSummary, MAX_DESCRIBE_IDS, MAX_LOG_STREAMS};
+use super::api::{ApiResult, BatchApi, JobDetail, MAX_LOG_STREAMS};
 
 /// The log group AWS Batch writes job output to.
 pub const LOG_GROUP: &str = "/aws/batch/job";
 
-/// The log text of each child of a job, by index (`0..array_size`).
+/// The log text of each child of a job, by index, from the children's descriptions (`None`
+/// for a child AWS did not describe).
 pub async fn child_logs(
     api: &dyn BatchApi,
-    children: &[JobSummary],
-    array_size: u32,
+    children: &[Option<JobDetail>],
     pattern: &str,
 ) -> ApiResult<Vec<String>> {
-    let ids: Vec<String> = children.iter().map(|c| c.id.clone()).collect();
     let mut streams: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-    for chunk in ids.chunks(MAX_DESCRIBE_IDS) {
-        for detail in api.describe_jobs(chunk).await? {
-            add_streams(&mut streams, &detail);
+    for (index, detail) in children.iter().enumerate() {
+        if let Some(detail) = detail {
+            add_streams(&mut streams, index as u32, detail);
         }
     }
     let all: Vec<String> = streams.values().flatten().cloned().collect();
@@ -34,7 +32,7 @@ pub async fn child_logs(
                 .push((event.timestamp, event.message));
         }
     }
-    Ok((0..array_size)
+    Ok((0..children.len() as u32)
         .map(|index| {
             text(
                 streams.get(&index).map_or(&[][..], Vec::as_slice),
@@ -45,8 +43,8 @@ pub async fn child_logs(
 }
 
 /// The streams of a child's attempts, oldest first, each once.
-fn add_streams(streams: &mut BTreeMap<u32, Vec<String>>, detail: &JobDetail) {
-    let entry = streams.entry(detail.array_index.unwrap_or(0)).or_default();
+fn add_streams(streams: &mut BTreeMap<u32, Vec<String>>, index: u32, detail: &JobDetail) {
+    let entry = streams.entry(index).or_default();
     let attempts = detail.attempts.iter().filter_map(|a| a.log_stream.as_ref());
     for stream in attempts.chain(detail.log_stream.as_ref()) {
         if !entry.contains(stream) {

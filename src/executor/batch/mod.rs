@@ -14,15 +14,15 @@ pub mod aws;
 pub mod logs;
 pub mod observe;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use self::api::{
-    ApiError, BatchApi, DefinitionContent, JobSummary, MAX_DESCRIBE_IDS, SubmitRequest,
+    ApiError, BatchApi, DefinitionContent, JobDetail, MAX_DESCRIBE_IDS, SubmitRequest,
 };
 use super::{Executor, PassContext, save_group_logs};
 use crate::model::outcome::{ChildOutcome, Definition, Failure, GroupLogs, JobObservation};
@@ -157,7 +157,12 @@ pub struct BatchExecutor {
     settings: BatchSettings,
     submits: RateLimiter,
     reaper: BatchReaper,
+    /// Children described at the end of a pass, by parent ID (see `described_children`).
+    described: Mutex<HashMap<String, Arc<Vec<Option<JobDetail>>>>>,
 }
+
+/// Jobs whose children descriptions are kept at once.
+const DESCRIBED_JOBS_KEPT: usize = 64;
 
 impl BatchExecutor {
     pub fn new(api: Arc<dyn BatchApi>, settings: BatchSettings) -> Self {
@@ -166,6 +171,7 @@ impl BatchExecutor {
             api,
             settings,
             submits: RateLimiter::per_second(SUBMITS_PER_SECOND),
+            described: Mutex::new(HashMap::new()),
         }
     }
 
@@ -232,34 +238,42 @@ impl BatchExecutor {
         Ok(None)
     }
 
-    /// Children of an array job (or the job itself), by index.
-    async fn child_summaries(&self, job: &JobRecord, id: &str) -> Result<Vec<JobSummary>, Failure> {
-        if job.array_size <= 1 {
-            let details = self
-                .api
-                .describe_jobs(&[id.to_string()])
-                .await
-                .map_err(failure)?;
-            return Ok(details
-                .into_iter()
-                .map(|d| JobSummary {
-                    id: d.id,
-                    name: d.name,
-                    status: d.status,
-                    array_index: Some(0),
-                    exit_code: d.exit_code,
-                    reason: d.status_reason,
-                })
-                .collect());
+    /// Every child of a job (or the plain job itself), described by ID (`{parent}:{index}`,
+    /// 100 a call) once per pass: the logs, the outcomes and the pass record read the same
+    /// description, and no ListJobs per status is needed. Indexed by array index.
+    async fn described_children(
+        &self,
+        job: &JobRecord,
+        id: &str,
+    ) -> Result<Arc<Vec<Option<JobDetail>>>, Failure> {
+        if let Some(found) = self.described.lock().expect("described lock").get(id) {
+            return Ok(found.clone());
         }
-        let mut children = Vec::new();
-        // Finished children first: a child moving on between two listings is then seen in its
-        // later state (the duplicate is dropped below, keeping the first).
-        for status in JobState::ALL.into_iter().rev() {
-            children.extend(self.api.list_children(id, status).await.map_err(failure)?);
+        let ids: Vec<String> = if job.array_size <= 1 {
+            vec![id.to_string()]
+        } else {
+            (0..job.array_size).map(|i| format!("{id}:{i}")).collect()
+        };
+        let mut children: Vec<Option<JobDetail>> = vec![None; job.array_size.max(1) as usize];
+        for chunk in ids.chunks(MAX_DESCRIBE_IDS) {
+            for detail in self.api.describe_jobs(chunk).await.map_err(failure)? {
+                let index = if job.array_size <= 1 {
+                    0
+                } else {
+                    detail.array_index.unwrap_or(u32::MAX)
+                };
+                if let Some(slot) = children.get_mut(index as usize) {
+                    *slot = Some(detail);
+                }
+            }
         }
-        children.sort_by_key(|c| c.array_index);
-        children.dedup_by(|a, b| a.id == b.id);
+        let children = Arc::new(children);
+        let mut described = self.described.lock().expect("described lock");
+        // Kept for the steps of one pass; bounded in a long-running controller.
+        if described.len() >= DESCRIBED_JOBS_KEPT {
+            described.clear();
+        }
+        described.insert(id.to_string(), children.clone());
         Ok(children)
     }
 }
@@ -520,11 +534,10 @@ impl Executor for BatchExecutor {
                     let Some(id) = job.submitted_id() else {
                         continue;
                     };
-                    let children = self.child_summaries(job, id).await?;
-                    let texts =
-                        logs::child_logs(self.api.as_ref(), &children, job.array_size, &pattern)
-                            .await
-                            .map_err(failure)?;
+                    let children = self.described_children(job, id).await?;
+                    let texts = logs::child_logs(self.api.as_ref(), &children, &pattern)
+                        .await
+                        .map_err(failure)?;
                     objects.extend(texts.into_iter().enumerate().map(|(index, text)| {
                         let key = context.folder.log(context.pass, &job.file_set_name, index);
                         (key, text.into_bytes())
@@ -554,15 +567,20 @@ impl Executor for BatchExecutor {
                     })
                     .collect());
             };
-            let children = self.child_summaries(job, id).await?;
+            let children = self.described_children(job, id).await?;
+            // The pass record is the last reader of the description.
+            self.described.lock().expect("described lock").remove(id);
             Ok((0..job.array_size)
                 .map(
-                    |index| match children.iter().find(|c| c.array_index == Some(index)) {
+                    |index| match children.get(index as usize).and_then(Option::as_ref) {
                         Some(child) => ChildOutcome {
                             index,
                             state: child.status,
                             exit_code: child.exit_code,
-                            reason: child.reason.as_deref().map(|r| explain_reason(r, context)),
+                            reason: child
+                                .status_reason
+                                .as_deref()
+                                .map(|r| explain_reason(r, context)),
                             id: Some(child.id.clone()),
                         },
                         None => ChildOutcome {

@@ -6,8 +6,6 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::model::status::JobState;
-
 use super::api::{
     ApiResult, BatchApi, DefinitionContent, DefinitionRevision, JobDetail, JobSummary, LogEvent,
     SubmitRequest,
@@ -97,15 +95,6 @@ impl BatchApi for Observed {
     ) -> BoxFuture<'a, ApiResult<Vec<JobSummary>>> {
         (self.observer)(&Call::ListJobs);
         self.inner.list_jobs_named(queue, name)
-    }
-
-    fn list_children<'a>(
-        &'a self,
-        parent: &'a str,
-        status: JobState,
-    ) -> BoxFuture<'a, ApiResult<Vec<JobSummary>>> {
-        (self.observer)(&Call::ListJobs);
-        self.inner.list_children(parent, status)
     }
 
     fn describe_jobs<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, ApiResult<Vec<JobDetail>>> {
