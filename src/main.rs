@@ -420,11 +420,7 @@ async fn plan(
     let series = specfile::read(file)?;
     let spec = &series.resource.spec;
     let locations = Locations::resolve(spec, Some(&series.folder))?;
-    let s3 = S3Options {
-        fallback_region: spec.context.region.clone(),
-        ..s3
-    };
-    let stores = Stores::open(&locations, &s3).await;
+    let stores = Stores::open_for(spec, &locations, &s3).await;
     let date = date.unwrap_or_else(Date::today_utc);
     let prepared = prepare(spec, &stores, date).await?;
     if let Some(dir) = write_inputs {

@@ -8,11 +8,9 @@ use crate::cli::cluster::ClusterSeries;
 use crate::cli::status::SeriesView;
 use crate::model::layout::Date;
 use crate::model::record::{ChildRecord, PassRecord};
+use crate::model::spec::RERUN_ANNOTATION;
 use crate::planning::prepare::{Prepared, prepare};
 use crate::storage::S3Options;
-
-/// Changing it starts a new pass of an unchanged spec (the controller's annotation).
-const RERUN_ANNOTATION: &str = "simseries.io/rerun";
 
 /// The saved log of one run of the current (or last) pass: `run` is `CONDITION_SEED`
 /// (`LOW_0003`), a full run key, or an input name (`AWS_EXAMPLE_5`, with or without `.xml`).

@@ -72,11 +72,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, CliError> {
     let spec = Arc::new(file.resource.spec.clone());
     validate(&spec)?;
     let locations = Locations::resolve(&spec, Some(&file.folder))?;
-    let s3 = S3Options {
-        fallback_region: spec.context.region.clone(),
-        ..options.s3.clone()
-    };
-    let stores = Stores::open(&locations, &s3).await;
+    let stores = Stores::open_for(&spec, &locations, &options.s3).await;
 
     let local = matches!(locations.working, Location::Local(_));
     let (executor, _lock): (Arc<dyn Executor>, Option<RunLock>) = match &locations.working {

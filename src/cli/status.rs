@@ -67,7 +67,7 @@ impl SeriesView {
         let file = specfile::read(path)?;
         let spec = file.resource.spec;
         let locations = Locations::resolve(&spec, Some(&file.folder))?;
-        let stores = Stores::open(&locations, &with_region(s3, &spec)).await;
+        let stores = Stores::open_for(&spec, &locations, s3).await;
         let key = layout::status_file(&spec.series.name);
         let state = status_file::load(stores.working.as_ref(), &key).await?;
         Ok(SeriesView {
@@ -87,7 +87,7 @@ impl SeriesView {
         let series = cluster.get(name).await?;
         let spec = series.spec;
         let locations = Locations::resolve(&spec, None)?;
-        let stores = Stores::open(&locations, &with_region(s3, &spec)).await;
+        let stores = Stores::open_for(&spec, &locations, s3).await;
         Ok(SeriesView {
             title: format!("{name} (namespace {})", cluster.namespace),
             spec,
@@ -120,13 +120,6 @@ impl SeriesView {
                 what: url,
                 error: e.to_string(),
             })
-    }
-}
-
-fn with_region(s3: &S3Options, spec: &SimulationSeriesSpec) -> S3Options {
-    S3Options {
-        fallback_region: spec.context.region.clone(),
-        ..s3.clone()
     }
 }
 

@@ -25,7 +25,7 @@ use crate::controller::metrics::Metrics;
 use crate::controller::tenancy::Tenancy;
 use crate::executor::batch::{BatchExecutor, BatchReaper, BatchSettings};
 use crate::model::outcome::Failure;
-use crate::model::spec::{SimulationSeries, SimulationSeriesSpec};
+use crate::model::spec::{RERUN_ANNOTATION, SimulationSeries, SimulationSeriesSpec};
 use crate::model::status::SimulationSeriesStatus;
 use crate::model::validate::validate;
 use crate::pass::act::Actor;
@@ -38,8 +38,6 @@ use crate::planning::prepare::Locations;
 
 /// Set on every series; removed once the series' AWS resources are cleaned up.
 pub const FINALIZER: &str = "simseries.io/cleanup";
-/// Changing its value starts a new pass of an unchanged spec.
-pub const RERUN_ANNOTATION: &str = "simseries.io/rerun";
 /// `keep-jobs`: deleting the series leaves its running jobs alone.
 pub const ON_DELETE_ANNOTATION: &str = "simseries.io/on-delete";
 /// Field manager of the status the controller applies.

@@ -15,6 +15,10 @@ use crate::model::status::SimulationSeriesStatus;
 /// The largest seed: run keys zero-pad seeds to four digits.
 pub const MAX_SEED: u32 = 9999;
 
+/// Changing the value of this annotation starts a new pass of an unchanged spec (the command
+/// line's `--rerun` stands for it).
+pub const RERUN_ANNOTATION: &str = "simseries.io/rerun";
+
 /// A parameter sweep of a containerized simulation model: conditions x seeds, run as AWS Batch
 /// array jobs (or local processes) until every run has its outputs.
 // The lint misreads repeated `printcolumn(type_ = …)` arguments as duplicated attributes.

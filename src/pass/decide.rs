@@ -526,7 +526,7 @@ fn terminating(spec: &SimulationSeriesSpec, pass: &mut Pass, outcome: &Outcome) 
                 .groups
                 .iter()
                 .flat_map(|g| &g.jobs)
-                .filter(|j| !j.terminated && !j.is_finished())
+                .filter(|j| j.may_run())
                 .filter_map(|j| j.id.clone())
                 .collect();
             if unfinished.is_empty() {

@@ -89,6 +89,19 @@ pub struct Stores {
 }
 
 impl Stores {
+    /// The stores of a series, with the spec's region for S3 where the environment names none.
+    pub async fn open_for(
+        spec: &SimulationSeriesSpec,
+        locations: &Locations,
+        options: &S3Options,
+    ) -> Stores {
+        let options = S3Options {
+            fallback_region: spec.context.region.clone(),
+            ..options.clone()
+        };
+        Self::open(locations, &options).await
+    }
+
     pub async fn open(locations: &Locations, options: &S3Options) -> Stores {
         let client = if [&locations.working, &locations.manifest, &locations.template]
             .iter()
