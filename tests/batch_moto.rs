@@ -469,65 +469,13 @@ async fn logs_are_read_from_the_children_streams_and_filtered() {
     record.id = Some(id.clone());
 
     // moto names the children's streams but writes nothing to them: put events there.
-    let logs = s.moto.logs();
-    let _ = logs
-        .create_log_group()
-        .log_group_name("/aws/batch/job")
-        .send()
-        .await;
-    let described = s
-        .moto
-        .batch()
-        .describe_jobs()
-        .jobs(format!("{id}:0"))
-        .jobs(format!("{id}:1"))
-        .send()
-        .await
-        .unwrap();
-    for child in described.jobs() {
-        let stream = child
-            .container()
-            .and_then(|c| c.log_stream_name())
-            .expect("moto names a stream")
-            .to_string();
-        let index = child
-            .job_id()
-            .unwrap()
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .to_string();
-        let _ = logs
-            .create_log_stream()
-            .log_group_name("/aws/batch/job")
-            .log_stream_name(&stream)
-            .send()
-            .await;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64;
-        let mut put = logs
-            .put_log_events()
-            .log_group_name("/aws/batch/job")
-            .log_stream_name(&stream);
-        for (i, line) in [
+    for index in 0..2 {
+        let lines = [
             format!("child {index} starting"),
             format!("ERROR child {index} disk full"),
             "done".into(),
-        ]
-        .iter()
-        .enumerate()
-        {
-            put = put.log_events(
-                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
-                    .timestamp(now + i as i64)
-                    .message(line)
-                    .build()
-                    .unwrap(),
-            );
-        }
-        put.send().await.unwrap();
+        ];
+        s.moto.log_job(&format!("{id}:{index}"), &lines).await;
     }
 
     let the_pass = pass(vec![group(

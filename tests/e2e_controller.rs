@@ -106,7 +106,7 @@ fn install_plugin(dir: &Path) -> PathBuf {
 
 /// `kubectl ARGS` with the plugin folder first on the PATH and the user's AWS credentials
 /// (moto's), as a user runs `kubectl simseries …`.
-fn kubectl_with_plugin(cluster: &Cluster, moto: &Moto, bin: &Path, args: &[&str]) -> Output {
+fn kubectl_plugin_command(cluster: &Cluster, moto: &Moto, bin: &Path, args: &[&str]) -> Command {
     let path = format!(
         "{}:{}",
         bin.display(),
@@ -117,10 +117,13 @@ fn kubectl_with_plugin(cluster: &Cluster, moto: &Moto, bin: &Path, args: &[&str]
         .args(args)
         .env("KUBECONFIG", &cluster.kubeconfig)
         .env("PATH", path)
+        .envs(moto.env())
         .stdin(Stdio::null());
-    for (key, value) in moto.env() {
-        command.env(key, value);
-    }
+    command
+}
+
+fn kubectl_with_plugin(cluster: &Cluster, moto: &Moto, bin: &Path, args: &[&str]) -> Output {
+    let mut command = kubectl_plugin_command(cluster, moto, bin, args);
     tokio::task::block_in_place(|| command.output().unwrap())
 }
 
@@ -449,57 +452,13 @@ fn jobs_named(moto: &Moto, queue: &str, name: &str) -> Vec<(String, i32)> {
 /// Writes the lines a model would have logged into the CloudWatch stream of each child of
 /// array job `id` (moto runs no containers, so it logs nothing itself).
 async fn write_model_logs(moto: &Moto, id: &str, children: u32) {
-    let logs = moto.logs();
-    // AWS Batch creates it on first use; it may exist already.
-    let _ = logs
-        .create_log_group()
-        .log_group_name("/aws/batch/job")
-        .send()
-        .await;
     for index in 0..children {
-        let described = moto
-            .batch()
-            .describe_jobs()
-            .jobs(format!("{id}:{index}"))
-            .send()
-            .await
-            .unwrap();
-        let stream = described.jobs()[0]
-            .container()
-            .and_then(|c| c.log_stream_name())
-            .expect("moto names a stream")
-            .to_string();
-        let _ = logs
-            .create_log_stream()
-            .log_group_name("/aws/batch/job")
-            .log_stream_name(&stream)
-            .send()
-            .await;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64;
-        let mut put = logs
-            .put_log_events()
-            .log_group_name("/aws/batch/job")
-            .log_stream_name(&stream);
-        for (i, line) in [
+        let lines = [
             format!("toy-model: input AWS_EXAMPLE_{index}.xml, 100 steps"),
             "toy-model: step 100/100".to_string(),
             "toy-model: done".to_string(),
-        ]
-        .iter()
-        .enumerate()
-        {
-            put = put.log_events(
-                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
-                    .timestamp(now + i as i64)
-                    .message(line)
-                    .build()
-                    .unwrap(),
-            );
-        }
-        put.send().await.unwrap();
+        ];
+        moto.log_job(&format!("{id}:{index}"), &lines).await;
     }
 }
 
@@ -678,20 +637,13 @@ async fn scenario(cluster: Cluster) {
         text(&missing)
     );
     // A reader that goes away (`kubectl simseries status … | head`) ends it quietly.
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
+    let mut piped = kubectl_plugin_command(
+        &cluster,
+        moto,
+        &bin,
+        &["simseries", "status", "aws-example", "-n", &ns],
     );
-    let mut piped = Command::new("kubectl");
-    piped
-        .args(["simseries", "status", "aws-example", "-n", &ns])
-        .env("KUBECONFIG", &cluster.kubeconfig)
-        .env("PATH", path)
-        .envs(moto.env())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    piped.stdout(Stdio::piped()).stderr(Stdio::piped());
     let closed = tokio::task::block_in_place(|| {
         let mut child = piped.spawn().unwrap();
         drop(child.stdout.take());

@@ -141,6 +141,48 @@ impl Moto {
         aws_sdk_cloudwatchlogs::Client::new(&self.sdk_config())
     }
 
+    /// Writes `lines` into the CloudWatch stream of job `id` (an array child `parent:index`),
+    /// as a model would log them: moto names the streams but runs no container to write them.
+    pub async fn log_job(&self, id: &str, lines: &[String]) {
+        let logs = self.logs();
+        // AWS Batch creates the group on first use; it may exist already.
+        let _ = logs
+            .create_log_group()
+            .log_group_name("/aws/batch/job")
+            .send()
+            .await;
+        let described = self.batch().describe_jobs().jobs(id).send().await.unwrap();
+        let stream = described.jobs()[0]
+            .container()
+            .and_then(|c| c.log_stream_name())
+            .expect("moto names a stream")
+            .to_string();
+        let _ = logs
+            .create_log_stream()
+            .log_group_name("/aws/batch/job")
+            .log_stream_name(&stream)
+            .send()
+            .await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let mut put = logs
+            .put_log_events()
+            .log_group_name("/aws/batch/job")
+            .log_stream_name(&stream);
+        for (i, line) in lines.iter().enumerate() {
+            put = put.log_events(
+                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                    .timestamp(now + i as i64)
+                    .message(line)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        put.send().await.unwrap();
+    }
+
     /// A bucket and a Batch queue (no Docker), made by the AWS example's setup script.
     pub fn setup_batch(&self, bucket: &str, queue: &str) {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/aws/setup-moto.py");
