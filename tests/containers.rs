@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{copy_dir, temp_dir};
+use common::{edit_file, quickstart};
 use serde_json::Value;
 use simseries::executor::local::launcher::container_scope;
 
@@ -37,22 +37,17 @@ fn engine() -> Option<(String, String)> {
 }
 
 /// A copy of the quickstart that runs `image`, with edits to its series file and template.
-fn series(name: &str, image: &str, edits: &[(&str, &str)]) -> PathBuf {
-    let dir = temp_dir(name);
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
-    copy_dir(&example, &dir);
-    let _ = std::fs::remove_dir_all(dir.join("working"));
-    let mut edits = edits.to_vec();
+fn series(
+    name: &str,
+    image: &str,
+    series_edits: &[(&str, &str)],
+    template_edits: &[(&str, &str)],
+) -> PathBuf {
     let image_line = format!("image: {image}");
+    let mut edits = series_edits.to_vec();
     edits.push(("command: [sh, model/toy-model.sh]", image_line.as_str()));
-    for file in ["series.yaml", "template.xml"] {
-        let path = dir.join(file);
-        let mut text = std::fs::read_to_string(&path).unwrap();
-        for (from, to) in &edits {
-            text = text.replacen(from, to, 1);
-        }
-        std::fs::write(path, text).unwrap();
-    }
+    let dir = quickstart(name, &edits);
+    edit_file(&dir.join("template.xml"), template_edits);
     dir
 }
 
@@ -140,6 +135,7 @@ fn the_quickstart_runs_in_containers_and_its_model_sees_the_contract() {
     let dir = series(
         "containers-run",
         &image,
+        &[],
         &[(" extensions=", " record=\"True\" extensions=")],
     );
     let out = finish(command(&dir, &engine).spawn().unwrap());
@@ -185,6 +181,7 @@ fn a_failing_container_fails_its_run_with_its_exit_code() {
         "containers-fail",
         &image,
         &[("fail_seeds: []", "fail_seeds: [1]")],
+        &[],
     );
     let out = finish(command(&dir, &engine).spawn().unwrap());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
@@ -213,7 +210,7 @@ fn a_killed_run_restarts_without_starting_an_input_twice_and_leaves_no_container
         return;
     };
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = series("containers-kill", &image, &[("sleep: 1", "sleep: 4")]);
+    let dir = series("containers-kill", &image, &[("sleep: 1", "sleep: 4")], &[]);
     let mut first = command(&dir, &engine).spawn().unwrap();
     wait_until("a container started", || !executions(&dir).is_empty());
     first.kill().unwrap(); // SIGKILL: no clean-up of any kind
@@ -234,7 +231,12 @@ fn ctrl_c_stops_the_containers() {
         return;
     };
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = series("containers-interrupt", &image, &[("sleep: 1", "sleep: 60")]);
+    let dir = series(
+        "containers-interrupt",
+        &image,
+        &[("sleep: 1", "sleep: 60")],
+        &[],
+    );
     let child = command(&dir, &engine).spawn().unwrap();
     wait_until("a container started", || {
         !executions(&dir).is_empty() && !containers_left(&engine, &dir).is_empty()
@@ -258,6 +260,7 @@ fn a_missing_image_is_named_before_anything_runs() {
     let dir = series(
         "containers-missing",
         "localhost/simseries-no-such-image:1",
+        &[],
         &[],
     );
     let out = finish(command(&dir, &engine).spawn().unwrap());

@@ -14,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 use common::aws_run::{
     BatchScenario, batch_status, normalized, rename_series, run_batch, submitted_jobs,
 };
-use common::{copy_dir, moto, temp_dir};
+use common::{moto, quickstart};
 use serde_json::Value;
 use simseries::faults::{CRASH_EXIT_CODE, POINTS};
 
@@ -42,25 +42,17 @@ fn text(bytes: &[u8]) -> String {
 
 /// Six runs, two of which outlive the last poll and are terminated.
 fn local_series(name: &str) -> PathBuf {
-    let dir = temp_dir(name);
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
-    copy_dir(&example, &dir);
-    let _ = std::fs::remove_dir_all(dir.join("working"));
-    let path = dir.join("series.yaml");
-    let mut yaml = std::fs::read_to_string(&path).unwrap();
-    for (from, to) in [
-        ("seeds: [0, 1, 2, 3]", "seeds: [0, 1]"),
-        ("retries: 20", "retries: 2"),
-        ("retryDelay: 5", "retryDelay: 3"),
-        ("sleep: 1", "sleep: 0"),
-        ("sleep: 1", "sleep: 0"),
-        ("sleep: 1", "sleep: 60"),
-    ] {
-        assert!(yaml.contains(from), "{from}");
-        yaml = yaml.replacen(from, to, 1);
-    }
-    std::fs::write(path, yaml).unwrap();
-    dir
+    quickstart(
+        name,
+        &[
+            ("seeds: [0, 1, 2, 3]", "seeds: [0, 1]"),
+            ("retries: 20", "retries: 2"),
+            ("retryDelay: 5", "retryDelay: 3"),
+            ("sleep: 1", "sleep: 0"),
+            ("sleep: 1", "sleep: 0"),
+            ("sleep: 1", "sleep: 60"),
+        ],
+    )
 }
 
 fn run_local(dir: &Path, failpoints: Option<&str>) -> Output {

@@ -6,30 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{copy_dir, temp_dir};
+use common::{edit_file, quickstart};
 use serde_json::Value;
 
 const DATE: &str = "2024-06-01";
-
-/// A copy of the quickstart with edits to its series file.
-fn quickstart(name: &str, edits: &[(&str, &str)]) -> PathBuf {
-    let dir = temp_dir(name);
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
-    copy_dir(&example, &dir);
-    let _ = std::fs::remove_dir_all(dir.join("working"));
-    edit(&dir, edits);
-    dir
-}
-
-fn edit(dir: &Path, edits: &[(&str, &str)]) {
-    let path = dir.join("series.yaml");
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    for (from, to) in edits {
-        assert!(text.contains(from), "{from:?} not in the series");
-        text = text.replacen(from, to, 1);
-    }
-    std::fs::write(path, text).unwrap();
-}
 
 fn command(dir: &Path, extra: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_simseries"));
@@ -162,7 +142,10 @@ fn the_quickstart_runs_to_completion_and_then_has_nothing_to_do() {
     assert!(s["pass"].get("groups").is_none(), "no jobs in pass 2");
 
     // Adding a seed runs just the three new runs.
-    edit(&dir, &[("seeds: [0, 1, 2, 3]", "seeds: [0, 1, 2, 3, 4]")]);
+    edit_file(
+        &dir.join("series.yaml"),
+        &[("seeds: [0, 1, 2, 3]", "seeds: [0, 1, 2, 3, 4]")],
+    );
     let out = run(&dir, &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let runs = executions(&dir);
@@ -325,8 +308,8 @@ fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
 #[test]
 fn a_killed_run_resumes_without_running_anything_twice() {
     let dir = quickstart("resume", &[("retryDelay: 5", "retryDelay: 1")]);
-    edit(
-        &dir,
+    edit_file(
+        &dir.join("series.yaml"),
         &[
             ("sleep: 1", "sleep: 2"),
             ("sleep: 1", "sleep: 2"),
@@ -358,7 +341,7 @@ fn a_killed_run_resumes_without_running_anything_twice() {
 #[test]
 fn ctrl_c_stops_cleanly_and_the_next_run_finishes() {
     let dir = quickstart("interrupt", &[("retryDelay: 5", "retryDelay: 1")]);
-    edit(&dir, &[("sleep: 1", "sleep: 3")]);
+    edit_file(&dir.join("series.yaml"), &[("sleep: 1", "sleep: 3")]);
     let child = command(&dir, &[])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -446,7 +429,7 @@ fn dry_run_delegates_to_plan() {
 #[test]
 fn two_runs_of_one_series_do_not_overlap() {
     let dir = quickstart("lock", &[]);
-    edit(&dir, &[("sleep: 1", "sleep: 5")]);
+    edit_file(&dir.join("series.yaml"), &[("sleep: 1", "sleep: 5")]);
     let mut first = command(&dir, &[])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -489,7 +472,7 @@ fn two_runs_over_a_stale_lock_never_start_an_input_twice() {
             &format!("stale-lock-{trial}"),
             &[("retryDelay: 5", "retryDelay: 1")],
         );
-        edit(&dir, &[("sleep: 1", "sleep: 0")]);
+        edit_file(&dir.join("series.yaml"), &[("sleep: 1", "sleep: 0")]);
         let lock = dir.join("working/QUICKSTART/simseries/run.lock");
         std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
         std::fs::write(&lock, if trial % 2 == 0 { "1\n" } else { "4000000\n" }).unwrap();
@@ -531,7 +514,7 @@ fn two_runs_over_a_stale_lock_never_start_an_input_twice() {
 #[test]
 fn a_lock_file_naming_a_live_process_that_holds_no_lock_does_not_block() {
     let dir = quickstart("pid-one", &[("retryDelay: 5", "retryDelay: 1")]);
-    edit(&dir, &[("sleep: 1", "sleep: 0")]);
+    edit_file(&dir.join("series.yaml"), &[("sleep: 1", "sleep: 0")]);
     let lock = dir.join("working/QUICKSTART/simseries/run.lock");
     std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
     std::fs::write(&lock, "1\n").unwrap();
@@ -570,7 +553,7 @@ fn finished_runs_are_not_run_again_with_the_default_completeness_source() {
             ("retryDelay: 5", "retryDelay: 1"),
         ],
     );
-    edit(&dir, &[("sleep: 1", "sleep: 0")]);
+    edit_file(&dir.join("series.yaml"), &[("sleep: 1", "sleep: 0")]);
     std::fs::write(
         dir.join("manifest.csv"),
         "KEY,EXTENSION,LOCATION,FULL_KEY\n",
@@ -578,7 +561,10 @@ fn finished_runs_are_not_run_again_with_the_default_completeness_source() {
     .unwrap();
     assert!(run(&dir, &[]).status.success());
     assert_eq!(executions(&dir).len(), 12);
-    edit(&dir, &[("seeds: [0, 1, 2, 3]", "seeds: [0, 1, 2, 3, 4]")]);
+    edit_file(
+        &dir.join("series.yaml"),
+        &[("seeds: [0, 1, 2, 3]", "seeds: [0, 1, 2, 3, 4]")],
+    );
     let out = run(&dir, &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(executions(&dir).len(), 15, "only the three new runs ran");
@@ -589,8 +575,8 @@ fn finished_runs_are_not_run_again_with_the_default_completeness_source() {
     );
 
     // `file` alone: the plan and the table both read only the manifest, and agree.
-    edit(
-        &dir,
+    edit_file(
+        &dir.join("series.yaml"),
         &[("    seeds:", "    manifestSource: file\n    seeds:")],
     );
     let out = run(&dir, &["--dry-run"]);
@@ -628,7 +614,7 @@ fn names_and_keys_cannot_reach_outside_their_location() {
 #[test]
 fn a_template_fixed_after_a_failed_start_runs_without_rerun() {
     let dir = quickstart("fixed-template", &[("retryDelay: 5", "retryDelay: 1")]);
-    edit(&dir, &[("sleep: 1", "sleep: 0")]);
+    edit_file(&dir.join("series.yaml"), &[("sleep: 1", "sleep: 0")]);
     let good = std::fs::read_to_string(dir.join("template.xml")).unwrap();
     std::fs::write(
         dir.join("template.xml"),
@@ -745,8 +731,8 @@ fn a_model_that_writes_no_outputs_leaves_the_pass_incomplete_until_it_does() {
     assert_eq!(first["passProgress"], "12/12");
 
     // With the model fixed, a rerun runs them again and the series is complete.
-    edit(
-        &dir,
+    edit_file(
+        &dir.join("series.yaml"),
         &[(
             "command: [sh, -c, 'true']",
             "command: [sh, model/toy-model.sh]",

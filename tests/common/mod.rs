@@ -75,6 +75,26 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A copy of examples/quickstart (without its working folder) with edits to its series file.
+pub fn quickstart(name: &str, edits: &[(&str, &str)]) -> PathBuf {
+    let dir = temp_dir(name);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+    copy_dir(&example, &dir);
+    let _ = std::fs::remove_dir_all(dir.join("working"));
+    edit_file(&dir.join("series.yaml"), edits);
+    dir
+}
+
+/// Replaces the first occurrence of each `from` in the file, which must contain it.
+pub fn edit_file(path: &Path, edits: &[(&str, &str)]) {
+    let mut text = std::fs::read_to_string(path).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from:?} not in {}", path.display());
+        text = text.replacen(from, to, 1);
+    }
+    std::fs::write(path, text).unwrap();
+}
+
 /// Files below `dir`, as sorted relative paths.
 pub fn files_below(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
