@@ -329,8 +329,8 @@ async fn array_and_plain_jobs_follow_the_contract() {
     ];
     let g = group("S_G", Some(definition.clone()), jobs.clone());
 
-    let array = s.executor.submit(&ctx, &g, &jobs[0]).await.unwrap();
-    let plain = s.executor.submit(&ctx, &g, &jobs[1]).await.unwrap();
+    let array = s.executor.submit(&ctx, &g, &jobs[0], false).await.unwrap();
+    let plain = s.executor.submit(&ctx, &g, &jobs[1], false).await.unwrap();
     let submitted = s.api.submitted.lock().unwrap().clone();
     assert_eq!(submitted[0].array_size, Some(3));
     assert!(
@@ -444,7 +444,7 @@ async fn failed_jobs_are_reported_as_failed() {
     let (_, ctx, definition) = s.registered("failing", 1).await;
     let mut record = job("failing_S_G", "S_G", 2, None);
     let g = group("S_G", Some(definition.clone()), vec![record.clone()]);
-    record.id = Some(s.executor.submit(&ctx, &g, &record).await.unwrap());
+    record.id = Some(s.executor.submit(&ctx, &g, &record, false).await.unwrap());
     let observed = s
         .executor
         .poll(&ctx, std::slice::from_ref(&record))
@@ -465,7 +465,7 @@ async fn logs_are_read_from_the_children_streams_and_filtered() {
     let (root, ctx, definition) = s.registered("logs", 1).await;
     let mut record = job("logs_S_G", "S_G", 2, None);
     let g = group("S_G", Some(definition.clone()), vec![record.clone()]);
-    let id = s.executor.submit(&ctx, &g, &record).await.unwrap();
+    let id = s.executor.submit(&ctx, &g, &record, false).await.unwrap();
     record.id = Some(id.clone());
 
     // moto names the children's streams but writes nothing to them: put events there.
@@ -522,20 +522,29 @@ async fn a_job_submitted_but_not_recorded_is_adopted() {
     let (root, ctx, definition) = s.registered("adopt", 3).await;
     let record = job("adopt_S_G", "S_G", 2, None);
     let g = group("S_G", Some(definition.clone()), vec![record.clone()]);
-    let first = s.executor.submit(&ctx, &g, &record).await.unwrap();
+    let first = s.executor.submit(&ctx, &g, &record, false).await.unwrap();
+    assert_eq!(
+        s.api.calls("ListJobs"),
+        0,
+        "a job never sent is not looked for"
+    );
 
     // The driver died before writing the ID: a new executor is asked to submit again.
     let restarted = BatchExecutor::new(
         s.api.api.clone(),
         BatchSettings::from_spec(&s.spec).unwrap(),
     );
-    let again = restarted.submit(&ctx, &g, &record).await.unwrap();
+    let again = restarted.submit(&ctx, &g, &record, true).await.unwrap();
     assert_eq!(again, first, "found again by name and tags");
     assert_eq!(s.api.calls("SubmitJob"), 1);
+    assert_eq!(s.api.calls("ListJobs"), 1);
 
     // The same name in another pass is another job.
     let next_pass = context(s.spec.clone(), &root, 4);
-    let other = restarted.submit(&next_pass, &g, &record).await.unwrap();
+    let other = restarted
+        .submit(&next_pass, &g, &record, true)
+        .await
+        .unwrap();
     assert_ne!(other, first);
     assert_eq!(s.api.calls("SubmitJob"), 2);
 }

@@ -112,7 +112,11 @@ impl Driver {
                     result: Ok(definition("def-g"))
                 }
             ),
-            Step::Submit { group: 0, job: 0 }
+            Step::Submit {
+                group: 0,
+                job: 0,
+                may_exist: false
+            }
         );
         assert_eq!(
             self.step(
@@ -123,7 +127,11 @@ impl Driver {
                     result: Ok("id-1".into())
                 }
             ),
-            Step::Submit { group: 0, job: 1 }
+            Step::Submit {
+                group: 0,
+                job: 1,
+                may_exist: false
+            }
         );
         assert_eq!(
             self.step(
@@ -144,7 +152,11 @@ impl Driver {
                     result: Ok(definition("def-h"))
                 }
             ),
-            Step::Submit { group: 1, job: 0 }
+            Step::Submit {
+                group: 1,
+                job: 0,
+                may_exist: false
+            }
         );
         self.step(
             t0(),
@@ -700,10 +712,15 @@ fn a_restart_resubmits_only_what_was_not_recorded() {
             result: Ok("id-1".into()),
         },
     );
-    // The driver died before recording job 1: on restart only job 1 is submitted.
+    // The driver died before recording job 1: on restart only job 1 is submitted, and since
+    // its SubmitJob may have been sent, the executor looks for it first.
     assert_eq!(
         d.step(at(5), Outcome::Resumed),
-        Step::Submit { group: 0, job: 1 }
+        Step::Submit {
+            group: 0,
+            job: 1,
+            may_exist: true
+        }
     );
     assert_eq!(
         d.status.pass.as_ref().unwrap().groups[0].jobs[0]

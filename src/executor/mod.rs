@@ -46,12 +46,15 @@ pub trait Executor: Send + Sync {
         group: &'a GroupJobs,
     ) -> BoxFuture<'a, Result<Definition, Failure>>;
 
-    /// Makes sure the job is submitted (adopting one submitted before a crash); returns its ID.
+    /// Makes sure the job is submitted; returns its ID. With `may_exist`, a submission sent
+    /// before a crash or a failed call may have reached the executor: adopt it, never submit
+    /// twice. Without it the job was never sent, and the executor need not look.
     fn submit<'a>(
         &'a self,
         context: &'a PassContext,
         group: &'a GroupJobs,
         job: &'a JobRecord,
+        may_exist: bool,
     ) -> BoxFuture<'a, Result<String, Failure>>;
 
     /// Observes the given submitted jobs.

@@ -108,7 +108,11 @@ impl Actor {
                     result: self.executor.register(&context, g).await,
                 }
             }
-            Step::Submit { group, job } => {
+            Step::Submit {
+                group,
+                job,
+                may_exist,
+            } => {
                 let context = self.context(pass)?;
                 let (g, j) = pass
                     .groups
@@ -120,7 +124,7 @@ impl Actor {
                 Outcome::Submitted {
                     group: *group,
                     job: *job,
-                    result: self.executor.submit(&context, g, j).await,
+                    result: self.executor.submit(&context, g, j, *may_exist).await,
                 }
             }
             Step::Poll => {

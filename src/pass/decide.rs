@@ -79,8 +79,14 @@ pub enum Step {
     CopyInits,
     /// Make sure the job definition of `status.pass.groups[group]` exists.
     Register { group: usize },
-    /// Make sure job `job` of group `group` is submitted (adopting one submitted earlier).
-    Submit { group: usize, job: usize },
+    /// Make sure job `job` of group `group` is submitted. `may_exist`: a SubmitJob for it may
+    /// already have been sent (the step follows a restart or a failed call), so the executor
+    /// looks for it before submitting; in an unbroken run of steps it cannot have been.
+    Submit {
+        group: usize,
+        job: usize,
+        may_exist: bool,
+    },
     /// Nothing to do before `until` (then act on [`Outcome::Resumed`]).
     Wait { until: Timestamp },
     /// Observe every submitted job that has not finished.
@@ -127,7 +133,7 @@ impl Step {
                 group: *group,
                 result: Err(failure),
             },
-            Step::Submit { group, job } => Outcome::Submitted {
+            Step::Submit { group, job, .. } => Outcome::Submitted {
                 group: *group,
                 job: *job,
                 result: Err(failure),
@@ -387,7 +393,7 @@ fn planning(status: &mut SimulationSeriesStatus, outcome: &Outcome, now: Timesta
         Outcome::InputsWritten(Ok(())) => Step::CopyInits,
         Outcome::InitsCopied(Ok(())) => {
             pass.phase = Phase::Submitting;
-            next_submission(pass)
+            next_submission(pass, false)
         }
         Outcome::InputsWritten(Err(failure)) | Outcome::InitsCopied(Err(failure)) => {
             pass.last_error = Some(failure.error());
@@ -438,7 +444,13 @@ fn submitting(
         }
         _ => {}
     }
-    let next = next_submission(pass);
+    // Right after a definition or a submission of this run of steps, the next job was never
+    // sent; after anything else (a restart, a wait after a failed call) it may have been.
+    let unbroken = matches!(
+        outcome,
+        Outcome::Registered { .. } | Outcome::Submitted { .. }
+    );
+    let next = next_submission(pass, !unbroken);
     if next != Step::Poll {
         return next;
     }
@@ -452,7 +464,7 @@ fn submitting(
 }
 
 /// The next definition to register or job to submit, or `Poll` when all are submitted.
-fn next_submission(pass: &Pass) -> Step {
+fn next_submission(pass: &Pass, may_exist: bool) -> Step {
     for (g, group) in pass.groups.iter().enumerate() {
         let intended = |j: &JobRecord| j.submission() == Submission::Intended;
         if !group.jobs.iter().any(intended) {
@@ -462,7 +474,11 @@ fn next_submission(pass: &Pass) -> Step {
             return Step::Register { group: g };
         }
         if let Some(j) = group.jobs.iter().position(intended) {
-            return Step::Submit { group: g, job: j };
+            return Step::Submit {
+                group: g,
+                job: j,
+                may_exist,
+            };
         }
     }
     Step::Poll

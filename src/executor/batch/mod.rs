@@ -434,9 +434,11 @@ impl Executor for BatchExecutor {
         context: &'a PassContext,
         group: &'a GroupJobs,
         job: &'a JobRecord,
+        may_exist: bool,
     ) -> BoxFuture<'a, Result<String, Failure>> {
         async move {
-            if let Some(id) = self.adopt(context, job).await? {
+            // ListJobs only when a submission may have been sent: not once per job.
+            if may_exist && let Some(id) = self.adopt(context, job).await? {
                 tracing::info!(job = %job.name, %id, "adopted a job submitted before a restart");
                 return Ok(id);
             }

@@ -312,6 +312,8 @@ impl Executor for LocalExecutor {
         context: &'a PassContext,
         _group: &'a GroupJobs,
         job: &'a JobRecord,
+        // Finding a job again costs nothing locally: `ensure` always looks.
+        _may_exist: bool,
     ) -> BoxFuture<'a, Result<String, Failure>> {
         async move { self.ensure(context, job).map(|(id, _)| id) }.boxed()
     }
