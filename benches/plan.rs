@@ -51,6 +51,7 @@ fn spec(seeds_per_job: u32) -> SimulationSeriesSpec {
             memory: 1024,
             queue: None,
             share_identifier: None,
+            propagate_tags: false,
         },
         series: Series {
             name: "BENCH".into(),
@@ -77,6 +78,7 @@ fn spec(seeds_per_job: u32) -> SimulationSeriesSpec {
             spot_retries: 0,
             timeout_seconds: None,
             scheduling_priority: None,
+            vcpu_hour_price: None,
         },
     }
 }

@@ -783,7 +783,7 @@ async fn lists_select_page_stream_and_print_tables() {
     assert_eq!(
         columns,
         [
-            "Name", "Phase", "Runs", "Pass", "Failed", "Attempts", "Active", "Age"
+            "Name", "Phase", "Runs", "Pass", "Failed", "Attempts", "Active", "vCPU-h", "Age"
         ]
     );
     let priorities: Vec<i64> = table["columnDefinitions"]
@@ -794,8 +794,8 @@ async fn lists_select_page_stream_and_print_tables() {
         .collect();
     assert_eq!(
         priorities,
-        [0, 0, 0, 0, 0, 0, 1, 0],
-        "Active only with -o wide"
+        [0, 0, 0, 0, 0, 0, 1, 1, 0],
+        "Active and vCPU-h only with -o wide"
     );
     let cells = &table["rows"][0]["cells"];
     assert_eq!(

@@ -413,9 +413,11 @@ async fn logs_of_every_attempt_are_saved() {
         if wait == 1 {
             let mut state = fake.state.lock().unwrap();
             // Child 0 of the first job failed once and was retried by AWS on a new stream.
-            state.jobs[0].children[0]
-                .streams
-                .push("def/default/job-1-0-attempt2".into());
+            let child = &mut state.jobs[0].children[0];
+            let first = child.attempts.last_mut().unwrap();
+            first.started_at = Some(0);
+            first.stopped_at = Some(1);
+            child.retry("def/default/job-1-0-attempt2");
             drop(state);
             fake.log("def/default/job-1-0-attempt1", 1, "starting");
             fake.log("def/default/job-1-0-attempt1", 2, "ERROR out of memory");
@@ -537,7 +539,180 @@ async fn a_pass_of_forty_thousand_children_makes_few_calls() {
     assert_eq!(count("ListJobs"), 0, "no restart, nothing to adopt");
     assert_eq!(
         count("DescribeJobs"),
-        polls + 1 + 40_000 / 100,
-        "one per poll (4 parents), one before cleaning, and 400 for the children, once"
+        polls + 40_000 / 100,
+        "one per poll (4 parents) and 400 for the children, once; none before cleaning, since \
+         the last poll saw every job end"
+    );
+}
+
+/// Minutes on the fake's clock.
+const MINUTE_MS: i64 = 60_000;
+
+#[tokio::test]
+async fn a_child_reclaimed_by_spot_is_retried_and_both_attempts_are_kept_and_measured() {
+    let mut h = Harness::new("fake-spot", |s| {
+        s.spec.parameters.spot_retries = 1;
+        s.spec.parameters.vcpu_hour_price = Some(0.04);
+        s.spec.context.vcpus = 2;
+        s.spec.context.memory = 3072;
+    })
+    .await;
+    let start = 1_717_200_000_000; // 2024-06-01T00:00:00Z
+    h.fake.state.lock().unwrap().now_ms = start;
+    let model = Model::of(&h);
+    h.run(|fake, wait| match wait {
+        1 => {
+            fake.set_all("RUNNING");
+            fake.log("def/default/job-1-0-attempt1", 1, "started on spot");
+            fake.advance(30 * MINUTE_MS);
+            // AWS takes the host back: attempt 1 ends, attempt 2 waits for a new host.
+            fake.reclaim("S_G", 0);
+            fake.log("def/default/job-1-0-attempt2", 2, "started again");
+            fake.advance(10 * MINUTE_MS);
+            fake.set_all("RUNNING");
+        }
+        2 => {
+            fake.advance(60 * MINUTE_MS);
+            model.succeed(fake);
+        }
+        _ => {}
+    })
+    .await;
+    let pass = h.pass();
+    assert_eq!(pass.phase, Phase::Complete, "{:?}", pass.last_error);
+
+    // Every child ran 100 minutes, except the reclaimed one: 30 + 60.
+    let children: u32 = pass
+        .groups
+        .iter()
+        .flat_map(|g| &g.jobs)
+        .map(|j| j.array_size)
+        .sum();
+    let minutes = f64::from(children - 1) * 100.0 + 90.0;
+    let usage = pass.usage.as_ref().expect("usage of the pass");
+    assert_eq!(usage.children, children);
+    assert_eq!(usage.attempts, children + 1, "one child took two attempts");
+    assert_eq!(usage.retried_children, 1);
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-6;
+    assert!(close(usage.vcpu_hours, minutes / 60.0 * 2.0), "{usage:?}");
+    assert!(close(usage.gib_hours, minutes / 60.0 * 3.0), "{usage:?}");
+    assert!(
+        close(usage.estimated_cost.unwrap(), usage.vcpu_hours * 0.04),
+        "{usage:?}"
+    );
+
+    // One run, two attempts, in the pass record.
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(h.dir.join("working/S/2024-06-01/simseries/pass-1.json")).unwrap(),
+    )
+    .unwrap();
+    let child = &record["groups"][0]["jobs"][0]["children"][0];
+    assert_eq!(child["runs"].as_array().unwrap().len(), 1);
+    let outcome = &child["outcome"];
+    assert_eq!(outcome["state"], "SUCCEEDED");
+    let attempts = outcome["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert!(
+        attempts[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Host EC2"),
+        "{attempts:?}"
+    );
+    assert_eq!(attempts[0]["startedAt"], "2024-06-01T00:00:00Z");
+    assert_eq!(attempts[0]["stoppedAt"], "2024-06-01T00:30:00Z");
+    assert_eq!(attempts[1]["startedAt"], "2024-06-01T00:40:00Z");
+    assert_eq!(attempts[1]["exitCode"], 0);
+    assert_eq!(outcome["usage"]["seconds"], 90.0 * 60.0);
+    assert_eq!(outcome["usage"]["vcpuHours"], 3.0);
+    let other = &record["groups"][0]["jobs"][0]["children"][1]["outcome"];
+    assert_eq!(other["attempts"].as_array().unwrap().len(), 1);
+
+    // And the logs of both attempts, in order.
+    let log =
+        std::fs::read_to_string(h.dir.join("working/S/2024-06-01/logs/pass-1/S_G_0.log")).unwrap();
+    assert_eq!(
+        log,
+        "--- attempt 1 (def/default/job-1-0-attempt1) ---\nstarted on spot\n--- attempt 2 (def/default/job-1-0-attempt2) ---\nstarted again\n"
+    );
+}
+
+#[tokio::test]
+async fn without_spot_retries_a_reclaimed_child_fails() {
+    let mut h = Harness::new("fake-spot-off", |_| {}).await;
+    h.run(|fake, wait| {
+        if wait == 1 {
+            fake.set_all("RUNNING");
+            fake.reclaim("S_G", 0);
+            let mut state = fake.state.lock().unwrap();
+            // The other children succeed; the reclaimed one stays failed.
+            let now = state.now_ms;
+            for job in &mut state.jobs {
+                for child in job.children.iter_mut().filter(|c| c.status == "RUNNING") {
+                    child.status = "SUCCEEDED".into();
+                    child.exit_code = Some(0);
+                    let attempt = child.attempts.last_mut().unwrap();
+                    attempt.stopped_at = Some(now);
+                }
+            }
+        }
+    })
+    .await;
+    let pass = h.pass();
+    assert_eq!(pass.phase, Phase::Incomplete);
+    let usage = pass.usage.as_ref().unwrap();
+    assert_eq!(usage.retried_children, 0);
+    assert_eq!(usage.estimated_cost, None, "no price given");
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(h.dir.join("working/S/2024-06-01/simseries/pass-1.json")).unwrap(),
+    )
+    .unwrap();
+    let outcome = &record["groups"][0]["jobs"][0]["children"][0]["outcome"];
+    assert_eq!(outcome["state"], "FAILED");
+    assert!(
+        outcome["reason"].as_str().unwrap().starts_with("Host EC2"),
+        "{outcome}"
+    );
+}
+
+#[tokio::test]
+async fn definitions_stay_while_unterminated_jobs_run_and_go_once_they_end() {
+    let mut h = Harness::new("fake-clean-later", |s| {
+        s.spec.parameters.terminate_jobs = false;
+    })
+    .await;
+    let model = Model::of(&h);
+    let mut deregistered_while_running = None;
+    h.run(|fake, wait| {
+        match wait {
+            1 => fake.set_all("RUNNING"),
+            // Past the last poll (3 of them), the jobs still run: cleaning must wait.
+            4 => {
+                deregistered_while_running = Some(fake.calls("DeregisterJobDefinition"));
+                model.succeed(fake);
+            }
+            _ => {}
+        }
+    })
+    .await;
+    assert_eq!(
+        deregistered_while_running,
+        Some(0),
+        "no definition is deregistered under a running job"
+    );
+    let pass = h.pass();
+    // The pass stopped watching after its last poll, so its jobs count as unfinished; the
+    // recount still sees every output, and a rerun would plan nothing.
+    assert_eq!(pass.phase, Phase::Incomplete, "{:?}", pass.last_error);
+    let runs = h.status.runs.as_ref().unwrap();
+    assert_eq!(runs.complete, runs.total);
+    assert_eq!(h.fake.calls("TerminateJob"), 0);
+    assert_eq!(h.fake.calls("DeregisterJobDefinition"), 2, "one per group");
+    assert!(
+        pass.last_error
+            .as_ref()
+            .is_some_and(|e| e.reason == "JobsStillRunning"),
+        "{:?}",
+        pass.last_error
     );
 }

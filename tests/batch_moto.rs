@@ -7,6 +7,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
+use common::aws_run::check_batch_options;
 use common::batch::Counting;
 use common::fixtures::Fixture;
 use common::moto::{self, Moto};
@@ -90,6 +91,7 @@ fn pass(groups: Vec<GroupJobs>) -> Pass {
         failed_starts: 0,
         retry_at: None,
         outputs_missing: None,
+        usage: None,
         groups,
     }
 }
@@ -271,6 +273,7 @@ async fn spot_retries_and_timeouts_are_part_of_the_definition_and_unset_changes_
     let definition = described(plain.id.clone()).await;
     assert!(definition.retry_strategy().is_none());
     assert!(definition.timeout().is_none());
+    assert_ne!(definition.propagate_tags(), Some(true));
 
     let spot = context(
         spec(&s.queue, |s| {
@@ -310,6 +313,30 @@ async fn spot_retries_and_timeouts_are_part_of_the_definition_and_unset_changes_
     // The same settings again: the revision is reused, not registered anew.
     let again = s.executor.register(&spot, &g).await.unwrap();
     assert_eq!(again.id, first.id);
+    // Propagating tags is content too, read back and reused as such. (moto gives a later
+    // revision of a name the first revision's propagateTags, so this uses a name of its own.)
+    let tagged = context(
+        spec(&s.queue, |s| s.spec.context.propagate_tags = true),
+        &root,
+        1,
+    );
+    let own = group("S_T", None, vec![]);
+    let with_tags = s.executor.register(&tagged, &own).await.unwrap();
+    assert_eq!(
+        described(with_tags.id.clone()).await.propagate_tags(),
+        Some(true)
+    );
+    assert_eq!(
+        s.executor.register(&tagged, &own).await.unwrap().id,
+        with_tags.id,
+        "the same content: reused"
+    );
+    let untagged = s
+        .executor
+        .register(&context(s.spec.clone(), &root, 1), &own)
+        .await
+        .unwrap();
+    assert_ne!(untagged.id, with_tags.id, "other content, a new revision");
     // And back to unset: the first revision again.
     let back = s
         .executor
@@ -556,11 +583,14 @@ async fn simseries_run_on_an_s3_working_location() {
     let queue = "run-queue";
     moto.setup_batch(&bucket, queue);
     let dir = temp_dir("s3-run");
+    // With every AWS Batch option beyond the original's, checked on the wire below.
     let yaml = Fixture::aws_example()
         .on_s3(&bucket)
         .on_aws("alice", queue)
+        .batch_options()
         .yaml();
     std::fs::write(dir.join("series.yaml"), yaml).unwrap();
+    moto.start_recording();
     let out = simseries(
         &[
             "run",
@@ -582,6 +612,16 @@ async fn simseries_run_on_an_s3_working_location() {
         "{stderr}"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("TOTAL             0/6 (0.0 %)"));
+    check_batch_options(&moto.recording(), "alice_AWS_EXAMPLE");
+    // moto runs each child for a few milliseconds: one attempt each, measured, priced.
+    let used = stderr
+        .lines()
+        .find(|l| l.contains("pass 1 used "))
+        .unwrap_or_else(|| panic!("no usage line in {stderr}"));
+    assert!(
+        used.contains("GiB-hours over 6 attempt(s) of 6 child(ren); estimated cost"),
+        "{used}"
+    );
 
     let s3 = moto.s3();
     let keys: Vec<String> = s3
@@ -624,6 +664,28 @@ async fn simseries_run_on_an_s3_working_location() {
     assert_eq!(group["jobs"][0]["arraySize"], 6);
     assert_eq!(group["definitionOwned"], true);
     assert_eq!(state["status"]["progress"], "0/6");
+    let usage = &state["status"]["pass"]["usage"];
+    assert_eq!(usage["children"], 6, "{usage}");
+    assert_eq!(usage["attempts"], 6);
+    assert_eq!(usage["retriedChildren"], 0);
+    assert!(usage["estimatedCost"].is_number(), "{usage}");
+    let record: Value = serde_json::from_slice(
+        &s3.get_object()
+            .bucket(&bucket)
+            .key("work/AWS_EXAMPLE/2024-06-01/simseries/pass-1.json")
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes(),
+    )
+    .unwrap();
+    let attempts = &record["groups"][0]["jobs"][0]["children"][5]["outcome"]["attempts"];
+    assert_eq!(attempts.as_array().map(Vec::len), Some(1), "{record}");
+    assert!(attempts[0]["startedAt"].is_string() && attempts[0]["stoppedAt"].is_string());
     // cleanJobs deregistered the definition the pass registered.
     let arn = group["jobDefinition"].as_str().unwrap();
     let described = moto

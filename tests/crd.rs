@@ -124,7 +124,7 @@ fn printer_columns_show_progress() {
     assert_eq!(
         names,
         [
-            "Phase", "Runs", "Pass", "Failed", "Attempts", "Active", "Age"
+            "Phase", "Runs", "Pass", "Failed", "Attempts", "Active", "vCPU-h", "Age"
         ]
     );
     let path = |name: &str| columns.iter().find(|(n, _)| n == name).unwrap().1.clone();
@@ -132,6 +132,9 @@ fn printer_columns_show_progress() {
     assert_eq!(path("Failed"), ".status.inputs.failed");
     let active = &version["additionalPrinterColumns"][5];
     assert_eq!(active["priority"], 1, "Active only with -o wide");
+    let usage = &version["additionalPrinterColumns"][6];
+    assert_eq!(usage["jsonPath"], ".status.pass.usage.vcpuHours");
+    assert_eq!(usage["priority"], 1, "vCPU-hours only with -o wide");
     assert_eq!(version["subresources"]["status"], serde_json::json!({}));
     assert_eq!(crd["spec"]["names"]["shortNames"][0], "simser");
     assert_eq!(crd["spec"]["scope"], "Namespaced");

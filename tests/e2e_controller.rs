@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::aws_run::check_batch_options;
 use common::fixtures::Fixture;
 use common::moto::{self, Moto};
 use common::{privileges, temp_dir};
@@ -347,8 +348,8 @@ fn check_least_privilege(cluster: &Cluster, moto: &Moto) {
 /// The controller's AWS secret in this test, searched for wherever the controller writes.
 const SECRET_CANARY: &str = "canary-secret-3f9c1e7a";
 
-/// The AWS example on `bucket` and `queue` as object `name` in `namespace`, with `seeds`
-/// and polls `retry_delay` seconds apart.
+/// The AWS example on `bucket` and `queue` as object `name` in `namespace`, with `seeds`,
+/// polls `retry_delay` seconds apart and every AWS Batch option beyond the original's.
 fn example(
     bucket: &str,
     queue: &str,
@@ -360,6 +361,7 @@ fn example(
         .on_s3(bucket)
         .on_aws("alice", queue)
         .named("aws-example", Some(namespace), "AWS_EXAMPLE")
+        .batch_options()
         .edit(|s| {
             s.spec.series.seeds = seeds.collect();
             s.spec.parameters.retry_delay = retry_delay;
@@ -563,6 +565,7 @@ async fn scenario(cluster: Cluster) {
     let wide = ok(&cluster.ns_kubectl(&["get", "simulationseries", "-o", "wide"], None));
     let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
     assert!(header.contains(&"ACTIVE"), "{wide}");
+    assert!(header.contains(&"VCPU-H"), "{wide}");
 
     // The kubectl plugin: kubectl finds it, and it shows what the status and S3 hold.
     let bin = install_plugin(&dir);
@@ -581,6 +584,8 @@ async fn scenario(cluster: Cluster) {
     for part in [
         "Ready:  False (OutputsMissing)",
         "Inputs: 6/6 done, 0 failed, 0 running",
+        "Usage:  ",
+        "over 6 attempt(s) of 6 child(ren); estimated cost",
         "alice_AWS_EXAMPLE",
         "LOW ",
     ] {
@@ -677,11 +682,37 @@ async fn scenario(cluster: Cluster) {
         "Ready",
         "Reconciling",
         "Stalled",
+        "UsageMeasured",
     ] {
         assert!(described.contains(word), "{word} not in:\n{described}");
     }
     let explained = ok(&cluster.kubectl(&["explain", "simulationseries.spec.series"], None));
     assert!(explained.contains("manifestSource"), "{explained}");
+    let explained = ok(&cluster.kubectl(&["explain", "simulationseries.spec.parameters"], None));
+    for field in [
+        "spotRetries",
+        "timeoutSeconds",
+        "schedulingPriority",
+        "vcpuHourPrice",
+    ] {
+        assert!(explained.contains(field), "{field} not in:\n{explained}");
+    }
+
+    // What the pass used: one measured attempt per child (moto runs each for milliseconds),
+    // in the status, the wide table and the metrics.
+    assert_eq!(
+        jsonpath(
+            &cluster,
+            "{.status.pass.usage.children} {.status.pass.usage.attempts}"
+        ),
+        "6 6"
+    );
+    assert!(
+        controller
+            .get("/metrics")
+            .contains("simseries_vcpu_hours_total"),
+        "no usage counter"
+    );
 
     // A series reaching for a bucket its namespace was not granted is refused, and says why.
     let outsider = example("someone-elses-bucket", &queue, &ns, 0..1, 1)
@@ -882,6 +913,7 @@ async fn scenario(cluster: Cluster) {
         text(&gone)
     );
     check_least_privilege(&cluster, moto);
+    check_batch_options(&moto.recording(), "alice_AWS_EXAMPLE");
 
     let events = ok(&cluster.ns_kubectl(&["get", "events", "-o", "yaml"], None));
     assert!(events.contains("CleanedUp"), "{events}");

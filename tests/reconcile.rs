@@ -252,6 +252,7 @@ fn recounted(complete: u64) -> Outcome {
         },
         example_missing: (complete < 12).then(|| "S_A_0003".to_string()),
         outputs: "s3://bucket/work/S/2024-06-01/outputs/".into(),
+        usage: None,
     }))
 }
 

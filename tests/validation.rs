@@ -264,9 +264,17 @@ fn conditions_times_seeds_is_bounded() {
 fn aws_batch_options_are_bounded() {
     let yaml = SERIES.replace(
         "seedsPerJob: 2}",
-        "seedsPerJob: 2, spotRetries: 10, timeoutSeconds: 59, schedulingPriority: 10000}",
+        "seedsPerJob: 2, spotRetries: 10, timeoutSeconds: 59, schedulingPriority: 10000, vcpuHourPrice: -0.1}",
     );
     assert_problem(&yaml, "spec.parameters.spotRetries", &["0 to 9"]);
+    assert_problem(
+        &yaml,
+        "spec.parameters.vcpuHourPrice",
+        &["-0.1", "0 to 100"],
+    );
+    // A price per month typed for one per hour.
+    let monthly = SERIES.replace("seedsPerJob: 2}", "seedsPerJob: 2, vcpuHourPrice: 31.0e3}");
+    assert_problem(&monthly, "spec.parameters.vcpuHourPrice", &["0 to 100"]);
     assert_problem(&yaml, "spec.parameters.timeoutSeconds", &["at least 60"]);
     assert_problem(&yaml, "spec.parameters.schedulingPriority", &["0 to 9999"]);
     let yaml = SERIES.replace("memory: 512}", "memory: 512, shareIdentifier: 'lab a'}");
@@ -277,8 +285,9 @@ fn aws_batch_options_are_bounded() {
     );
     let fine = SERIES.replace(
         "seedsPerJob: 2}",
-        "seedsPerJob: 2, spotRetries: 9, timeoutSeconds: 60, schedulingPriority: 9999}",
+        "seedsPerJob: 2, spotRetries: 9, timeoutSeconds: 60, schedulingPriority: 9999, vcpuHourPrice: 0.0425}",
     );
+    let fine = fine.replace("memory: 512}", "memory: 512, propagateTags: true}");
     let spec = series(&fine).spec;
     assert!(simseries::model::validate::validate(&spec).is_ok());
 }

@@ -209,6 +209,9 @@ impl StatusReport {
                     "Inputs: {}/{} done, {} failed, {} running\n",
                     inputs.done, inputs.total, inputs.failed, inputs.running
                 ));
+                if let Some(usage) = &pass.usage {
+                    out.push_str(&format!("Usage:  {}\n", usage.describe()));
+                }
                 if pass.groups.iter().any(|g| !g.jobs.is_empty()) {
                     out.push('\n');
                     out.push_str(&jobs_table(pass));

@@ -1,5 +1,6 @@
 //! Prometheus metrics of the controller, with bounded labels: no object names, only reasons,
-//! API names and run states.
+//! API names and run states. Usage per series is in each series' status (`pass.usage`); the
+//! counters here sum it over every series.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -9,9 +10,11 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use crate::model::status::SimulationSeriesStatus;
+use crate::model::usage::PassUsage;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -37,6 +40,10 @@ pub struct Metrics {
     pub active_jobs: Gauge,
     pub runs: Family<StateLabels, Gauge>,
     pub duration: Histogram,
+    pub vcpu_hours: Counter<f64, AtomicU64>,
+    pub gib_hours: Counter<f64, AtomicU64>,
+    pub retried_children: Counter,
+    pub estimated_cost: Counter<f64, AtomicU64>,
     /// Last known counts per series (kept to sum; never exported per series).
     series: Mutex<HashMap<String, SeriesCounts>>,
 }
@@ -58,6 +65,30 @@ impl Default for Metrics {
         let active_jobs = Gauge::default();
         let runs = Family::<StateLabels, Gauge>::default();
         let duration = Histogram::new(exponential_buckets(0.01, 2.0, 12));
+        let vcpu_hours = Counter::<f64, AtomicU64>::default();
+        let gib_hours = Counter::<f64, AtomicU64>::default();
+        let retried_children = Counter::default();
+        let estimated_cost = Counter::<f64, AtomicU64>::default();
+        registry.register(
+            "vcpu_hours",
+            "vCPU-hours used by the children of finished passes (AWS Batch)",
+            vcpu_hours.clone(),
+        );
+        registry.register(
+            "gib_hours",
+            "GiB-hours of memory used by the children of finished passes (AWS Batch)",
+            gib_hours.clone(),
+        );
+        registry.register(
+            "retried_children",
+            "Children AWS Batch tried again after a Spot reclaim",
+            retried_children.clone(),
+        );
+        registry.register(
+            "estimated_cost",
+            "Estimated cost of finished passes, from parameters.vcpuHourPrice",
+            estimated_cost.clone(),
+        );
         registry.register(
             "reconciliations",
             "Reconciliations of SimulationSeries",
@@ -96,6 +127,10 @@ impl Default for Metrics {
             active_jobs,
             runs,
             duration,
+            vcpu_hours,
+            gib_hours,
+            retried_children,
+            estimated_cost,
             series: Mutex::new(HashMap::new()),
         }
     }
@@ -123,6 +158,17 @@ impl Metrics {
                 reason: reason.to_string(),
             })
             .inc();
+    }
+
+    /// Adds what a finished pass used.
+    pub fn add_usage(&self, usage: &PassUsage) {
+        self.vcpu_hours.inc_by(usage.vcpu_hours);
+        self.gib_hours.inc_by(usage.gib_hours);
+        self.retried_children
+            .inc_by(u64::from(usage.retried_children));
+        if let Some(cost) = usage.estimated_cost {
+            self.estimated_cost.inc_by(cost);
+        }
     }
 
     pub fn observe_duration(&self, elapsed: Duration) {
@@ -167,6 +213,35 @@ impl Metrics {
                     state: state.into(),
                 })
                 .set(value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::usage::{AttemptRecord, Resources, Usage};
+
+    #[test]
+    fn usage_of_finished_passes_adds_up() {
+        let metrics = Metrics::default();
+        let hour = AttemptRecord::from_millis(Some(0), Some(3_600_000), None, None);
+        let resources = Resources {
+            vcpus: 2,
+            memory: 1024,
+        };
+        let usage = Usage::of_child(&[hour.clone(), hour], resources);
+        let pass = PassUsage::new(&usage, Some(0.5));
+        metrics.add_usage(&pass);
+        metrics.add_usage(&pass);
+        let text = metrics.encode();
+        for line in [
+            "simseries_vcpu_hours_total 8.0",
+            "simseries_gib_hours_total 4.0",
+            "simseries_retried_children_total 2",
+            "simseries_estimated_cost_total 4.0",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
         }
     }
 }

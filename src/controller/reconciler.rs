@@ -276,6 +276,9 @@ impl Driver for ClusterDriver<'_> {
     ) -> Result<(), Error> {
         patch_status(&self.api, &self.name, status).await?;
         for transition in transitions {
+            if let Transition::UsageMeasured { usage, .. } = transition {
+                self.ctx.metrics.add_usage(usage);
+            }
             // The phases at a pass's end show in the status; events are for news.
             if matches!(
                 transition,

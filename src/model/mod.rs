@@ -11,4 +11,5 @@ pub mod record;
 pub mod spec;
 pub mod specfile;
 pub mod status;
+pub mod usage;
 pub mod validate;

@@ -4,6 +4,7 @@
 
 use crate::model::layout::Date;
 use crate::model::status::{JobState, LogRecord, PassError, RunCounts, StatusSummary};
+use crate::model::usage::{AttemptRecord, ChildUsage, PassUsage};
 
 /// A failed action.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,13 +66,15 @@ pub struct PlannedJobRecord {
 }
 
 /// Completeness after a pass's jobs ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Recount {
     pub counts: RunCounts,
     /// A run still without all its outputs (the first in plan order), if any.
     pub example_missing: Option<String>,
     /// Where the model writes the outputs of the pass: `{BATCH_WORKING_URL}outputs/`.
     pub outputs: String,
+    /// What the children used, when the executor measures it (AWS Batch).
+    pub usage: Option<PassUsage>,
 }
 
 /// A job as last seen by the executor.
@@ -90,7 +93,7 @@ pub struct GroupLogs {
 }
 
 /// Per-child outcome, for the pass record.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChildOutcome {
     pub index: u32,
@@ -104,6 +107,27 @@ pub struct ChildOutcome {
     /// Child job ID (AWS Batch: `parentId:index`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// Every attempt, oldest first (more than one when Spot reclaims were retried).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<AttemptRecord>,
+    /// What the attempts used, when they were measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<ChildUsage>,
+}
+
+impl ChildOutcome {
+    /// A child the executor knows nothing more of than its state.
+    pub fn bare(index: u32, state: Option<JobState>, reason: Option<String>) -> Self {
+        ChildOutcome {
+            index,
+            state,
+            exit_code: None,
+            reason,
+            id: None,
+            attempts: Vec::new(),
+            usage: None,
+        }
+    }
 }
 
 /// The job definition a group's jobs run.

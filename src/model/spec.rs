@@ -73,6 +73,13 @@ pub const RERUN_ANNOTATION: &str = "simseries.io/rerun";
         priority = "1"
     ),
     printcolumn(
+        name = "vCPU-h",
+        type_ = "number",
+        json_path = ".status.pass.usage.vcpuHours",
+        description = "vCPU-hours the children of the last finished pass used (AWS Batch)",
+        priority = "1"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -130,6 +137,12 @@ pub struct Context {
     /// without one there); letters, digits and `_`, at most 255 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share_identifier: Option<String>,
+    /// AWS Batch: copy the jobs' tags (`simseries.io/series`, `owner`, `pass`, `generation`,
+    /// `file-set`) to their ECS tasks, so AWS cost allocation can split the bill per series
+    /// (activate the tags as cost allocation tags in the Billing console). Default false: the
+    /// job definitions stay as they are.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub propagate_tags: bool,
 }
 
 /// Where planning learns which runs already have outputs.
@@ -299,6 +312,10 @@ pub struct Parameters {
     /// higher runs first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduling_priority: Option<u32>,
+    /// AWS Batch: your price of one vCPU-hour (any currency, e.g. 0.0425). With it the status
+    /// and the run summary give an estimated cost of each pass beside its vCPU-hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpu_hour_price: Option<f64>,
 }
 
 fn default_seeds_per_job() -> u32 {

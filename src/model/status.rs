@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::model::layout::Date;
+use crate::model::usage::PassUsage;
 
 /// Observed state of a series.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -152,6 +153,10 @@ pub struct Pass {
     /// not write where it must. The pass is then `Incomplete` (reason `OutputsMissing`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs_missing: Option<OutputsMissing>,
+    /// What the pass's children used (AWS Batch: from each attempt's start and stop), once its
+    /// jobs ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<PassUsage>,
     /// Jobs per group, in the order of `series.groups`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupJobs>,

@@ -23,6 +23,9 @@ pub const MAX_SPOT_RETRIES: u32 = 9;
 pub const MIN_TIMEOUT_SECONDS: u64 = 60;
 /// AWS Batch's largest scheduling priority.
 pub const MAX_SCHEDULING_PRIORITY: u32 = 9999;
+/// The highest price of a vCPU-hour taken: far above any AWS price, low enough to catch a
+/// price per month or per year typed by mistake.
+pub const MAX_VCPU_HOUR_PRICE: f64 = 100.0;
 /// The most polls of a pass.
 pub const MAX_RETRIES: u32 = 100_000;
 /// The most runs (conditions x seeds) a series may plan: ten times the largest series
@@ -316,6 +319,14 @@ pub fn validate(spec: &SimulationSeriesSpec) -> Result<ValidSeries<'_>, SpecErro
         errors.push(
             "spec.parameters.schedulingPriority",
             format!("{priority}; give 0 to {MAX_SCHEDULING_PRIORITY}"),
+        );
+    }
+    if let Some(price) = parameters.vcpu_hour_price
+        && !(0.0..=MAX_VCPU_HOUR_PRICE).contains(&price)
+    {
+        errors.push(
+            "spec.parameters.vcpuHourPrice",
+            format!("{price}; give the price of one vCPU-hour, 0 to {MAX_VCPU_HOUR_PRICE}"),
         );
     }
     if let Some(share) = &spec.context.share_identifier

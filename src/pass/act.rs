@@ -10,6 +10,7 @@ use crate::model::outcome::{Failure, PlanOutcome, PlannedGroup, PlannedJobRecord
 use crate::model::record::{ChildRecord, GroupRecord, JobDetail, PassRecord};
 use crate::model::spec::SimulationSeriesSpec;
 use crate::model::status::{Pass, RunCounts, SimulationSeriesStatus};
+use crate::model::usage::{ChildUsage, PassUsage, Resources, Usage};
 use crate::model::validate::validate;
 use crate::pass::decide::{Outcome, Step};
 use crate::planning::plan::Plan;
@@ -254,9 +255,13 @@ impl Actor {
                 let key = &self.spec.series.conditions[condition].key;
                 layout::run_key(&plan.series, key, seed)
             });
-        if let Err(failure) = self.finish_record(pass).await {
-            tracing::warn!(reason = %failure.reason, "pass record not updated: {}", failure.message);
-        }
+        let usage = match self.finish_record(pass).await {
+            Ok(usage) => usage,
+            Err(failure) => {
+                tracing::warn!(reason = %failure.reason, "pass record not updated: {}", failure.message);
+                None
+            }
+        };
         Ok(Recount {
             counts: RunCounts {
                 total: totals.runs,
@@ -266,12 +271,15 @@ impl Actor {
             },
             example_missing,
             outputs: format!("{}outputs/", context.working_url()),
+            usage,
         })
     }
 
-    async fn finish_record(&self, pass: &Pass) -> Result<(), Failure> {
+    /// Writes every child's outcome, attempts, usage and log key into the pass record, and
+    /// returns what the pass's children used (when the executor measured it).
+    async fn finish_record(&self, pass: &Pass) -> Result<Option<PassUsage>, Failure> {
         let Some(key) = &pass.record else {
-            return Ok(());
+            return Ok(None);
         };
         let working = self.stores.working.as_ref();
         let bytes = working
@@ -281,13 +289,25 @@ impl Actor {
         let mut record: PassRecord = serde_json::from_slice(&bytes)
             .map_err(|e| Failure::permanent("RecordUnreadable", format!("{key}: {e}")))?;
         let context = self.context(pass)?;
+        let resources = Resources {
+            vcpus: self.spec.context.vcpus,
+            memory: self.spec.context.memory,
+        };
+        let mut total = Usage::default();
         for group in &pass.groups {
             let logs_saved = group.logs.is_some();
             for job in &group.jobs {
                 let outcomes = self.executor.children(&context, job).await?;
                 if let Some(detail) = record.job_mut(&job.name) {
                     detail.id = job.id.clone();
-                    for (child, outcome) in detail.children.iter_mut().zip(outcomes) {
+                    for (child, mut outcome) in detail.children.iter_mut().zip(outcomes) {
+                        let usage = Usage::of_child(&outcome.attempts, resources);
+                        if usage.is_measured() {
+                            outcome.usage = Some(ChildUsage::of(&usage, resources));
+                        }
+                        if usage.attempts > 0 {
+                            total = total + usage;
+                        }
                         child.outcome = Some(outcome);
                         if logs_saved {
                             child.log = Some(context.folder.log(
@@ -304,7 +324,10 @@ impl Actor {
         working
             .write(key, body)
             .await
-            .map_err(|e| storage_failure("RecordNotWritten", &e))
+            .map_err(|e| storage_failure("RecordNotWritten", &e))?;
+        // Executors that report no attempts (the local one) measure nothing.
+        Ok((total.attempts > 0)
+            .then(|| PassUsage::new(&total, self.spec.parameters.vcpu_hour_price)))
     }
 }
 

@@ -283,6 +283,7 @@ fn start_pass(
         failed_starts,
         retry_at: None,
         outputs_missing: None,
+        usage: None,
         groups: Vec::new(),
     });
     Step::Plan
@@ -324,6 +325,7 @@ fn step(
         let pass = status.pass.as_mut().expect("active pass");
         if let Ok(recount) = result {
             pass.outputs_missing = outputs_missing(pass, recount);
+            pass.usage = recount.usage.clone();
             status.runs = Some(recount.counts.clone());
         }
         let pass = status.pass.as_mut().expect("active pass");

@@ -4,10 +4,11 @@
 
 use crate::model::layout::Date;
 use crate::model::status::{OutputsMissing, Pass, PassError, Phase, SimulationSeriesStatus};
+use crate::model::usage::PassUsage;
 use crate::pass::conditions::outputs_missing_message;
 
 /// One change of a pass.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
     Started {
         pass: u32,
@@ -37,6 +38,11 @@ pub enum Transition {
     },
     Cleaning {
         pass: u32,
+    },
+    /// The pass's jobs ended and what their children used is known.
+    UsageMeasured {
+        pass: u32,
+        usage: PassUsage,
     },
     /// Every job of the pass succeeded (or nothing was missing).
     Completed {
@@ -86,6 +92,7 @@ impl Transition {
             Transition::Terminating { .. } => "Terminating",
             Transition::CollectingLogs { .. } => "CollectingLogs",
             Transition::Cleaning { .. } => "Cleaning",
+            Transition::UsageMeasured { .. } => "UsageMeasured",
             Transition::Completed { .. } => "PassComplete",
             Transition::RunsFailed { .. } => "RunsFailed",
             Transition::OutputsMissing { .. } => "OutputsMissing",
@@ -103,7 +110,8 @@ impl Transition {
             Transition::Terminating { .. } => "Terminate",
             Transition::CollectingLogs { .. } => "CollectLogs",
             Transition::Cleaning { .. } => "Clean",
-            Transition::Completed { .. }
+            Transition::UsageMeasured { .. }
+            | Transition::Completed { .. }
             | Transition::RunsFailed { .. }
             | Transition::OutputsMissing { .. } => "Complete",
             Transition::Retrying { .. } => "Retry",
@@ -119,6 +127,7 @@ impl Transition {
             | Transition::Terminating { pass, .. }
             | Transition::CollectingLogs { pass }
             | Transition::Cleaning { pass }
+            | Transition::UsageMeasured { pass, .. }
             | Transition::Completed { pass }
             | Transition::RunsFailed { pass }
             | Transition::OutputsMissing { pass, .. }
@@ -147,6 +156,9 @@ impl Transition {
             ),
             Transition::CollectingLogs { .. } => "saving logs".to_string(),
             Transition::Cleaning { .. } => "cleaning up".to_string(),
+            Transition::UsageMeasured { pass, usage } => {
+                format!("pass {pass} used {}", usage.describe())
+            }
             Transition::Completed { pass } => {
                 format!("pass {pass} completed every run it started")
             }
@@ -176,6 +188,14 @@ pub fn transitions(old: &SimulationSeriesStatus, new: &SimulationSeriesStatus) -
         out.push(Transition::Started {
             pass: number,
             generation: pass.generation,
+        });
+    }
+    if let Some(usage) = &pass.usage
+        && before.and_then(|p| p.usage.as_ref()) != Some(usage)
+    {
+        out.push(Transition::UsageMeasured {
+            pass: number,
+            usage: usage.clone(),
         });
     }
     if before.map(|p| p.phase) != Some(pass.phase)

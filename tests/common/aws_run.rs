@@ -140,3 +140,58 @@ pub fn normalized(mut status: Value) -> Value {
 pub fn rename_series(status: &Value, from: &str, to: &str) -> Value {
     serde_json::from_str(&serde_json::to_string(status).unwrap().replace(from, to)).unwrap()
 }
+
+/// Checks that the AWS Batch options of `Fixture::batch_options` went over the wire for jobs
+/// and definitions named `{name}…` (from moto's recording): the definition's retry strategy,
+/// timeout and tag propagation, and SubmitJob's share identifier and priority, with far fewer
+/// tags than the 50 AWS allows a job and its definition together.
+pub fn check_batch_options(recording: &[Value], name: &str) {
+    use super::fixtures::BATCH_OPTIONS;
+    use super::privileges::batch_request_bodies;
+    let named = |bodies: Vec<Value>, field: &str| -> Vec<Value> {
+        bodies
+            .into_iter()
+            .filter(|b| b[field].as_str().is_some_and(|n| n.starts_with(name)))
+            .collect()
+    };
+    let definitions = named(
+        batch_request_bodies(recording, "registerjobdefinition"),
+        "jobDefinitionName",
+    );
+    assert!(
+        !definitions.is_empty(),
+        "no RegisterJobDefinition for {name}"
+    );
+    for definition in &definitions {
+        assert_eq!(
+            definition["retryStrategy"]["attempts"],
+            1 + BATCH_OPTIONS.spot_retries,
+            "{definition}"
+        );
+        let rules = definition["retryStrategy"]["evaluateOnExit"].to_string();
+        assert!(
+            rules.contains("Host EC2*") && rules.contains("RETRY") && rules.contains("EXIT"),
+            "{rules}"
+        );
+        assert_eq!(
+            definition["timeout"]["attemptDurationSeconds"],
+            BATCH_OPTIONS.timeout_seconds
+        );
+        assert_eq!(definition["propagateTags"], true);
+    }
+    let submitted = named(batch_request_bodies(recording, "submitjob"), "jobName");
+    assert!(!submitted.is_empty(), "no SubmitJob for {name}");
+    for job in &submitted {
+        assert_eq!(job["shareIdentifier"], BATCH_OPTIONS.share_identifier);
+        assert_eq!(
+            job["schedulingPriorityOverride"],
+            BATCH_OPTIONS.scheduling_priority
+        );
+        let tags = job["tags"].as_object().map_or(0, |t| t.len())
+            + definitions[0]["tags"].as_object().map_or(0, |t| t.len());
+        assert!(
+            tags <= 10,
+            "{tags} tags: AWS fails a job past 50 with propagateTags"
+        );
+    }
+}

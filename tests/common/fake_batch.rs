@@ -1,7 +1,9 @@
 //! A scripted in-memory AWS Batch for what moto cannot show: jobs that stay RUNNING over
-//! several polls, stragglers, throttling, several attempts. It keeps AWS's rules where the
-//! executor depends on them (child IDs `parent:index`, parent status from the children,
-//! termination failing unfinished children, at most 100 IDs per DescribeJobs).
+//! several polls, stragglers, throttling, several attempts, Spot reclaims. It keeps AWS's
+//! rules where the executor depends on them (child IDs `parent:index`, parent status from the
+//! children, termination failing unfinished children, at most 100 IDs per DescribeJobs, a
+//! reclaimed child retried only as far as its definition's `retryStrategy` allows). Its clock
+//! (`now_ms`) stamps each attempt's start and stop.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -22,8 +24,38 @@ pub struct FakeChild {
     pub status: String,
     pub exit_code: Option<i32>,
     pub reason: Option<String>,
-    /// One log stream per attempt.
-    pub streams: Vec<String>,
+    /// Oldest first; the last is the current one.
+    pub attempts: Vec<FakeAttempt>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeAttempt {
+    pub stream: String,
+    pub started_at: Option<i64>,
+    pub stopped_at: Option<i64>,
+    pub exit_code: Option<i32>,
+    pub status_reason: Option<String>,
+}
+
+impl FakeAttempt {
+    fn new(stream: String) -> Self {
+        FakeAttempt {
+            stream,
+            started_at: None,
+            stopped_at: None,
+            exit_code: None,
+            status_reason: None,
+        }
+    }
+}
+
+impl FakeChild {
+    /// Starts a new attempt on a new log stream.
+    pub fn retry(&mut self, stream: &str) {
+        self.attempts.push(FakeAttempt::new(stream.into()));
+        self.status = "RUNNABLE".into();
+        self.exit_code = None;
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +109,8 @@ pub struct FakeState {
     /// The queue is a fair-share queue: SubmitJob without a share identifier is refused, as
     /// AWS refuses it.
     pub fair_share: bool,
+    /// The clock, in milliseconds since the epoch, that stamps attempts.
+    pub now_ms: i64,
     pub calls: BTreeMap<&'static str, usize>,
 }
 
@@ -107,16 +141,63 @@ impl FakeBatch {
     /// Sets every child of every job to `status` (with exit code 0 for SUCCEEDED).
     pub fn set_all(&self, status: &str) {
         let mut state = self.state.lock().unwrap();
+        let now = state.now_ms;
         for job in &mut state.jobs {
             for child in &mut job.children {
-                set_child(child, status);
+                set_child(child, status, now);
             }
+        }
+    }
+
+    /// Moves the clock on.
+    pub fn advance(&self, ms: i64) {
+        self.state.lock().unwrap().now_ms += ms;
+    }
+
+    /// Spot reclaims the host of child `index` of the job of `file_set`: its attempt ends, and
+    /// AWS tries it again if the job definition's retry strategy has attempts left, else the
+    /// child fails.
+    pub fn reclaim(&self, file_set: &str, index: usize) {
+        let mut state = self.state.lock().unwrap();
+        let now = state.now_ms;
+        let job = state
+            .jobs
+            .iter()
+            .position(|j| {
+                j.request
+                    .tags
+                    .get("simseries.io/file-set")
+                    .map(String::as_str)
+                    == Some(file_set)
+            })
+            .expect("a job of that file set");
+        let definition = state.jobs[job].request.definition.clone();
+        let allowed = state
+            .definitions
+            .iter()
+            .find(|(d, _)| d.arn == definition)
+            .and_then(|(d, _)| d.content.as_ref()?.attempts)
+            .unwrap_or(1) as usize;
+        let id = state.jobs[job].id.clone();
+        let child = &mut state.jobs[job].children[index];
+        let reason = "Host EC2 (instance i-0123456789abcdef0) terminated.";
+        let attempt = child.attempts.last_mut().unwrap();
+        attempt.started_at.get_or_insert(now);
+        attempt.stopped_at = Some(now);
+        attempt.status_reason = Some(reason.into());
+        if child.attempts.len() < allowed {
+            let next = child.attempts.len() + 1;
+            child.retry(&format!("def/default/{id}-{index}-attempt{next}"));
+        } else {
+            child.status = "FAILED".into();
+            child.reason = Some(reason.into());
         }
     }
 
     /// Sets the children of the job whose file set is `file_set`.
     pub fn set_file_set(&self, file_set: &str, status: &str) {
         let mut state = self.state.lock().unwrap();
+        let now = state.now_ms;
         for job in state.jobs.iter_mut().filter(|j| {
             j.request
                 .tags
@@ -125,7 +206,7 @@ impl FakeBatch {
                 == Some(file_set)
         }) {
             for child in &mut job.children {
-                set_child(child, status);
+                set_child(child, status, now);
             }
         }
     }
@@ -163,7 +244,7 @@ impl FakeBatch {
                 log_stream: if job.is_array() {
                     None
                 } else {
-                    job.children[0].streams.last().cloned()
+                    job.children[0].attempts.last().map(|a| a.stream.clone())
                 },
                 exit_code: if job.is_array() {
                     None
@@ -182,7 +263,7 @@ impl FakeBatch {
                     array_index: Some(i as u32),
                     tags: BTreeMap::new(),
                     attempts: attempts(child),
-                    log_stream: child.streams.last().cloned(),
+                    log_stream: child.attempts.last().map(|a| a.stream.clone()),
                     exit_code: child.exit_code,
                 }
             }
@@ -190,23 +271,38 @@ impl FakeBatch {
     }
 }
 
-fn set_child(child: &mut FakeChild, status: &str) {
+/// Moves a child's current attempt to `status` at `now`: it starts when it runs and stops
+/// when it ends.
+fn set_child(child: &mut FakeChild, status: &str, now: i64) {
     child.status = status.into();
     child.exit_code = match status {
         "SUCCEEDED" => Some(0),
         "FAILED" => Some(1),
         _ => None,
     };
+    let attempt = child.attempts.last_mut().expect("an attempt");
+    if matches!(status, "RUNNING" | "SUCCEEDED" | "FAILED") {
+        attempt.started_at.get_or_insert(now);
+    }
+    if matches!(status, "SUCCEEDED" | "FAILED") {
+        attempt.stopped_at = Some(now);
+        attempt.exit_code = child.exit_code;
+    }
 }
 
+/// The attempts AWS lists: those that ended (a child's current attempt once it finished).
 fn attempts(child: &FakeChild) -> Vec<Attempt> {
     child
-        .streams
+        .attempts
         .iter()
-        .map(|s| Attempt {
-            log_stream: Some(s.clone()),
-            exit_code: child.exit_code,
-            reason: child.reason.clone(),
+        .filter(|a| a.stopped_at.is_some())
+        .map(|a| Attempt {
+            log_stream: Some(a.stream.clone()),
+            exit_code: a.exit_code,
+            reason: None,
+            status_reason: a.status_reason.clone(),
+            started_at: a.started_at,
+            stopped_at: a.stopped_at,
         })
         .collect()
 }
@@ -291,7 +387,7 @@ impl BatchApi for FakeBatch {
                 status: "RUNNABLE".into(),
                 exit_code: None,
                 reason: None,
-                streams: vec![format!("def/default/{id}-{i}-attempt1")],
+                attempts: vec![FakeAttempt::new(format!("def/default/{id}-{i}-attempt1"))],
             })
             .collect();
         state.jobs.push(FakeJob {
@@ -353,6 +449,7 @@ impl BatchApi for FakeBatch {
     fn terminate_job<'a>(&'a self, id: &'a str, reason: &'a str) -> BoxFuture<'a, ApiResult<()>> {
         let mut state = self.state.lock().unwrap();
         *state.calls.entry("TerminateJob").or_default() += 1;
+        let now = state.now_ms;
         if state.fail_terminates {
             return ready(Err(ApiError {
                 code: "ServerException".into(),
@@ -363,8 +460,14 @@ impl BatchApi for FakeBatch {
         if let Some(job) = state.jobs.iter_mut().find(|j| j.id == id) {
             for child in &mut job.children {
                 if child.status != "SUCCEEDED" && child.status != "FAILED" {
+                    let running = child.status == "RUNNING";
                     child.status = "FAILED".into();
                     child.reason = Some(reason.into());
+                    // An attempt that ran stops now; one still waiting never started.
+                    if running && let Some(attempt) = child.attempts.last_mut() {
+                        attempt.stopped_at = Some(now);
+                        attempt.status_reason = Some(reason.into());
+                    }
                 }
             }
         }

@@ -10,6 +10,23 @@ pub struct Fixture {
     resource: SimulationSeries,
 }
 
+/// The values [`Fixture::batch_options`] sets.
+pub struct BatchOptions {
+    pub spot_retries: u32,
+    pub timeout_seconds: u64,
+    pub scheduling_priority: u32,
+    pub vcpu_hour_price: f64,
+    pub share_identifier: &'static str,
+}
+
+pub const BATCH_OPTIONS: BatchOptions = BatchOptions {
+    spot_retries: 2,
+    timeout_seconds: 3600,
+    scheduling_priority: 10,
+    vcpu_hour_price: 0.05,
+    share_identifier: "lab_a",
+};
+
 impl Fixture {
     /// The base series: local locations, groups G and H, four seeds, one init.
     pub fn base() -> Self {
@@ -35,6 +52,20 @@ impl Fixture {
         context.region = Some("us-east-1".into());
         context.user = Some(user.into());
         context.queue = Some(queue.into());
+        self
+    }
+
+    /// Every AWS Batch option beyond the original's: Spot retries, an attempt timeout, a share
+    /// identifier and priority, tags propagated to ECS, a vCPU-hour price (see
+    /// [`BATCH_OPTIONS`] and `aws_run::check_batch_options`).
+    pub fn batch_options(mut self) -> Self {
+        let spec = &mut self.resource.spec;
+        spec.parameters.spot_retries = BATCH_OPTIONS.spot_retries;
+        spec.parameters.timeout_seconds = Some(BATCH_OPTIONS.timeout_seconds);
+        spec.parameters.scheduling_priority = Some(BATCH_OPTIONS.scheduling_priority);
+        spec.parameters.vcpu_hour_price = Some(BATCH_OPTIONS.vcpu_hour_price);
+        spec.context.share_identifier = Some(BATCH_OPTIONS.share_identifier.into());
+        spec.context.propagate_tags = true;
         self
     }
 

@@ -95,6 +95,22 @@ pub fn actions_of_recording(recording: &[Value]) -> BTreeSet<String> {
     actions
 }
 
+/// The JSON bodies of the AWS Batch requests to `v1/{operation}` (e.g. `submitjob`) in a
+/// recording: what went over the wire, whatever moto kept of it.
+pub fn batch_request_bodies(recording: &[Value], operation: &str) -> Vec<Value> {
+    recording
+        .iter()
+        .filter(|entry| {
+            let url = entry["url"].as_str().unwrap_or_default();
+            url.split('?')
+                .next()
+                .unwrap_or_default()
+                .ends_with(&format!("/v1/{operation}"))
+        })
+        .filter_map(|entry| serde_json::from_str(&body_text(entry)).ok())
+        .collect()
+}
+
 fn body_text(entry: &Value) -> String {
     let body = entry["body"].as_str().unwrap_or_default();
     if entry["body_encoded"].as_bool() == Some(true) {

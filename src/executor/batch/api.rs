@@ -52,6 +52,8 @@ pub struct DefinitionContent {
     pub attempts: Option<u32>,
     /// `timeout.attemptDurationSeconds`; `None`: no timeout.
     pub timeout_seconds: Option<u64>,
+    /// `propagateTags`: the ECS tasks carry the job's tags (for AWS cost allocation).
+    pub propagate_tags: bool,
 }
 
 /// The status reasons AWS Batch gives a job whose Spot host was reclaimed.
@@ -101,7 +103,13 @@ pub struct JobSummary {
 pub struct Attempt {
     pub log_stream: Option<String>,
     pub exit_code: Option<i32>,
+    /// The container's reason (`OutOfMemoryError: …`).
     pub reason: Option<String>,
+    /// Why the attempt ended (`Host EC2 (instance i-…) terminated.` when Spot reclaimed it).
+    pub status_reason: Option<String>,
+    /// Milliseconds since the epoch.
+    pub started_at: Option<i64>,
+    pub stopped_at: Option<i64>,
 }
 
 /// A job as DescribeJobs details it.

@@ -168,6 +168,7 @@ fn content_of(name: &str, properties: &ContainerProperties) -> Option<Definition
         job_role_arn: properties.job_role_arn().unwrap_or_default().to_string(),
         environment,
         attempts: None,
+        propagate_tags: false,
         timeout_seconds: None,
     })
 }
@@ -294,6 +295,7 @@ impl BatchApi for AwsBatchApi {
                                         .timeout()
                                         .and_then(|t| t.attempt_duration_seconds())
                                         .map(|s| s.max(0) as u64),
+                                    propagate_tags: definition.propagate_tags().unwrap_or(false),
                                     ..content
                                 },
                             )
@@ -363,6 +365,9 @@ impl BatchApi for AwsBatchApi {
                         )
                         .build(),
                 );
+            }
+            if content.propagate_tags {
+                call = call.propagate_tags(true);
             }
             if let Some(seconds) = content.timeout_seconds {
                 call = call.timeout(
@@ -484,6 +489,9 @@ impl BatchApi for AwsBatchApi {
                                 .map(str::to_string),
                             exit_code: a.container().and_then(|c| c.exit_code()),
                             reason: a.container().and_then(|c| c.reason()).map(str::to_string),
+                            status_reason: a.status_reason().map(str::to_string),
+                            started_at: a.started_at(),
+                            stopped_at: a.stopped_at(),
                         })
                         .collect(),
                     log_stream: job

@@ -28,6 +28,7 @@ use super::{Executor, PassContext, save_group_logs};
 use crate::model::outcome::{ChildOutcome, Definition, Failure, GroupLogs, JobObservation};
 use crate::model::spec::SimulationSeriesSpec;
 use crate::model::status::{GroupJobs, JobRecord, JobState, Pass, StatusSummary};
+use crate::model::usage::AttemptRecord;
 use crate::model::validate::{SpecError, SpecErrors};
 
 /// AWS limits job and job definition names to 128 characters.
@@ -195,6 +196,7 @@ impl BatchExecutor {
                 retries => Some(retries + 1),
             },
             timeout_seconds: context.spec.parameters.timeout_seconds,
+            propagate_tags: context.spec.context.propagate_tags,
         }
     }
 
@@ -560,12 +562,12 @@ impl Executor for BatchExecutor {
         async move {
             let Some(id) = job.submitted_id() else {
                 return Ok((0..job.array_size)
-                    .map(|index| ChildOutcome {
-                        index,
-                        state: Some(JobState::Failed),
-                        exit_code: None,
-                        reason: Some("not submitted".into()),
-                        id: None,
+                    .map(|index| {
+                        ChildOutcome::bare(
+                            index,
+                            Some(JobState::Failed),
+                            Some("not submitted".into()),
+                        )
                     })
                     .collect());
             };
@@ -584,14 +586,27 @@ impl Executor for BatchExecutor {
                                 .as_deref()
                                 .map(|r| explain_reason(r, context)),
                             id: Some(child.id.clone()),
+                            attempts: child
+                                .attempts
+                                .iter()
+                                .map(|a| {
+                                    AttemptRecord::from_millis(
+                                        a.started_at,
+                                        a.stopped_at,
+                                        a.exit_code,
+                                        // The container's reason is the more precise
+                                        // (`OutOfMemoryError`); a Spot reclaim has only
+                                        // the attempt's (`Host EC2 … terminated.`).
+                                        a.reason
+                                            .as_deref()
+                                            .or(a.status_reason.as_deref())
+                                            .map(|r| explain_reason(r, context)),
+                                    )
+                                })
+                                .collect(),
+                            usage: None,
                         },
-                        None => ChildOutcome {
-                            index,
-                            state: None,
-                            exit_code: None,
-                            reason: None,
-                            id: None,
-                        },
+                        None => ChildOutcome::bare(index, None, None),
                     },
                 )
                 .collect())
@@ -605,11 +620,14 @@ impl Executor for BatchExecutor {
         pass: &'a Pass,
     ) -> BoxFuture<'a, Result<(), Failure>> {
         async move {
-            // Only once no job of the pass still runs on the definitions.
+            // Only once no job of the pass still runs on the definitions. A job last seen
+            // finished stays finished, so only the others are asked about (none, when the
+            // last poll saw every job end).
             let ids: Vec<String> = pass
                 .groups
                 .iter()
                 .flat_map(|g| &g.jobs)
+                .filter(|j| !j.is_finished())
                 .filter_map(|j| j.id.clone())
                 .collect();
             for chunk in ids.chunks(MAX_DESCRIBE_IDS) {

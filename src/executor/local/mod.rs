@@ -424,11 +424,8 @@ impl Executor for LocalExecutor {
                         ChildState::Running | ChildState::Pending => (None, None),
                     };
                     ChildOutcome {
-                        index: index as u32,
-                        state: Some(state.job_state()),
                         exit_code,
-                        reason,
-                        id: None,
+                        ..ChildOutcome::bare(index as u32, Some(state.job_state()), reason)
                     }
                 })
                 .collect())
