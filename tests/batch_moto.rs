@@ -11,6 +11,7 @@ use common::aws_run::check_batch_options;
 use common::batch::Counting;
 use common::fixtures::Fixture;
 use common::moto::{self, Moto};
+use common::privileges::batch_request_bodies;
 use common::{simseries, temp_dir};
 use serde_json::Value;
 use simseries::executor::batch::api::SubmitRequest;
@@ -612,7 +613,8 @@ async fn simseries_run_on_an_s3_working_location() {
         "{stderr}"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("TOTAL             0/6 (0.0 %)"));
-    check_batch_options(&moto.recording(), "alice_AWS_EXAMPLE");
+    let recording = moto.recording();
+    check_batch_options(&recording, "alice_AWS_EXAMPLE");
     // moto runs each child for a few milliseconds: one attempt each, measured, priced.
     let used = stderr
         .lines()
@@ -664,6 +666,20 @@ async fn simseries_run_on_an_s3_working_location() {
     assert_eq!(group["jobs"][0]["arraySize"], 6);
     assert_eq!(group["definitionOwned"], true);
     assert_eq!(state["status"]["progress"], "0/6");
+    // The calls of the pass, on the wire: no ListJobs (nothing to adopt), one DescribeJobs per
+    // poll for the parent, one for its 6 children, none before cleaning.
+    let id = group["jobs"][0]["id"].as_str().unwrap();
+    let listed = batch_request_bodies(&recording, "listjobs")
+        .into_iter()
+        .filter(|b| b["jobQueue"] == queue)
+        .count();
+    assert_eq!(listed, 0);
+    let described = batch_request_bodies(&recording, "describejobs")
+        .into_iter()
+        .filter(|b| b["jobs"][0].as_str().is_some_and(|j| j.starts_with(id)))
+        .count();
+    let polls = state["status"]["pass"]["attempts"].as_u64().unwrap() as usize;
+    assert_eq!(described, polls + 1, "{polls} poll(s)");
     let usage = &state["status"]["pass"]["usage"];
     assert_eq!(usage["children"], 6, "{usage}");
     assert_eq!(usage["attempts"], 6);
