@@ -13,7 +13,6 @@ use common::fixtures::Fixture;
 use common::moto::{self, Moto};
 use common::privileges::batch_request_bodies;
 use common::{simseries, temp_dir};
-use serde_json::Value;
 use simseries::executor::batch::api::SubmitRequest;
 use simseries::executor::batch::aws::AwsBatchApi;
 use simseries::executor::batch::{BatchExecutor, BatchSettings};
@@ -645,20 +644,10 @@ async fn simseries_run_on_an_s3_working_location() {
     ] {
         assert!(keys.contains(&key.to_string()), "{key} not in {keys:?}");
     }
-    let state: Value = serde_json::from_slice(
-        &s3.get_object()
-            .bucket(&bucket)
-            .key("work/AWS_EXAMPLE/simseries/status.json")
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes(),
-    )
-    .unwrap();
+    let state = moto
+        .json(&bucket, "work/AWS_EXAMPLE/simseries/status.json")
+        .await
+        .unwrap();
     let group = &state["status"]["pass"]["groups"][0];
     assert_eq!(state["status"]["phase"], "Incomplete");
     assert_eq!(state["status"]["conditions"][0]["reason"], "OutputsMissing");
@@ -685,20 +674,10 @@ async fn simseries_run_on_an_s3_working_location() {
     assert_eq!(usage["attempts"], 6);
     assert_eq!(usage["retriedChildren"], 0);
     assert!(usage["estimatedCost"].is_number(), "{usage}");
-    let record: Value = serde_json::from_slice(
-        &s3.get_object()
-            .bucket(&bucket)
-            .key("work/AWS_EXAMPLE/2024-06-01/simseries/pass-1.json")
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes(),
-    )
-    .unwrap();
+    let record = moto
+        .json(&bucket, "work/AWS_EXAMPLE/2024-06-01/simseries/pass-1.json")
+        .await
+        .unwrap();
     let attempts = &record["groups"][0]["jobs"][0]["children"][5]["outcome"]["attempts"];
     assert_eq!(attempts.as_array().map(Vec::len), Some(1), "{record}");
     assert!(attempts[0]["startedAt"].is_string() && attempts[0]["stoppedAt"].is_string());

@@ -70,16 +70,8 @@ pub fn run_batch(moto: &Moto, scenario: &BatchScenario, env: &[(&str, &str)]) ->
 
 /// The scenario's status as the runner last wrote it, read from moto directly.
 pub async fn batch_status(moto: &Moto, scenario: &BatchScenario) -> Option<Value> {
-    let object = moto
-        .s3()
-        .get_object()
-        .bucket(&scenario.bucket)
-        .key(format!("work/{}/simseries/status.json", scenario.series))
-        .send()
-        .await
-        .ok()?;
-    let body = object.body.collect().await.ok()?.into_bytes();
-    Some(serde_json::from_slice::<Value>(&body).ok()?["status"].clone())
+    let key = format!("work/{}/simseries/status.json", scenario.series);
+    Some(moto.json(&scenario.bucket, &key).await?["status"].clone())
 }
 
 /// Parent jobs submitted under the scenario's job name, whatever their state.

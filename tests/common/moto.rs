@@ -122,6 +122,20 @@ impl Moto {
 
 impl Moto {
     /// AWS configuration for this server, without touching the process environment.
+    /// A JSON object of `bucket`, or `None` when it is absent or not JSON.
+    pub async fn json(&self, bucket: &str, key: &str) -> Option<serde_json::Value> {
+        let object = self
+            .s3()
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        let body = object.body.collect().await.ok()?.into_bytes();
+        serde_json::from_slice(&body).ok()
+    }
+
     pub fn sdk_config(&self) -> aws_config::SdkConfig {
         aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
