@@ -100,8 +100,8 @@ pub async fn submitted_jobs(moto: &Moto, scenario: &BatchScenario) -> usize {
 }
 
 /// The status without what legitimately differs between two runs: times, how many polls (a
-/// restarted driver polls on its own clock), job IDs (AWS assigns them) and the spec digest
-/// (another series name).
+/// restarted driver polls on its own clock), job IDs (AWS assigns them), the spec digest
+/// (another series name) and the hours the children ran (moto's clock).
 pub fn normalized(mut status: Value) -> Value {
     fn strip(value: &mut Value) {
         match value {
@@ -115,6 +115,8 @@ pub fn normalized(mut status: Value) -> Value {
                     "id",
                     "generation",
                     "observedGeneration",
+                    "vcpuHours",
+                    "gibHours",
                 ] {
                     map.remove(key);
                 }
