@@ -11,7 +11,7 @@ use common::aws_run::check_batch_options;
 use common::batch::Counting;
 use common::fixtures::Fixture;
 use common::moto::{self, Moto};
-use common::privileges::batch_request_bodies;
+use common::privileges::{batch_request_bodies, calls_of_recording};
 use common::{simseries, temp_dir};
 use simseries::executor::batch::api::SubmitRequest;
 use simseries::executor::batch::aws::AwsBatchApi;
@@ -691,4 +691,68 @@ async fn simseries_run_on_an_s3_working_location() {
         .await
         .unwrap();
     assert_eq!(described.job_definitions()[0].status(), Some("INACTIVE"));
+}
+
+/// AWS calls of a whole `simseries run` of several array jobs, counted on the wire by a moto
+/// of its own (its recording is this test's alone): the targets of describing children by ID.
+#[tokio::test]
+async fn a_pass_of_several_array_jobs_makes_the_target_calls() {
+    let moto: &'static Moto = Box::leak(Box::new(moto::start(&[])));
+    let bucket = "calls";
+    let queue = "calls-queue";
+    moto.setup_batch(bucket, queue);
+    let dir = temp_dir("s3-calls");
+    // Three groups of 150 inputs: three array jobs of 150 children.
+    let yaml = Fixture::aws_example()
+        .on_s3(bucket)
+        .on_aws("alice", queue)
+        .edit(|s| {
+            let series = &mut s.spec.series;
+            series.seeds = (0..150).collect();
+            let mut mid = series.conditions[0].clone();
+            mid.key = "MID".into();
+            series.conditions.push(mid);
+            for (condition, group) in series.conditions.iter_mut().zip(["A", "B", "C"]) {
+                condition.group = Some(group.into());
+            }
+            series.groups = Some(
+                ["A", "B", "C"]
+                    .map(|g| (g.to_string(), Some(String::new())))
+                    .into(),
+            );
+        })
+        .yaml();
+    std::fs::write(dir.join("series.yaml"), yaml).unwrap();
+    moto.start_recording();
+    let out = simseries(
+        &["run", "-f", dir.join("series.yaml").to_str().unwrap()],
+        &moto.env(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("3 job(s) with 450 input(s) submitted"),
+        "{stderr}"
+    );
+    let state = moto
+        .json(bucket, "work/AWS_EXAMPLE/simseries/status.json")
+        .await
+        .unwrap();
+    let polls = state["status"]["pass"]["attempts"].as_u64().unwrap() as usize;
+    let calls = calls_of_recording(&moto.recording());
+    eprintln!("calls for 3 x 150 children, {polls} poll(s): {calls:?}");
+    let count = |api: &str| calls.get(api).copied().unwrap_or(0);
+    assert_eq!(count("batch:ListJobs"), 0, "nothing to adopt");
+    assert_eq!(
+        count("batch:DescribeJobs"),
+        polls + 3 * 2,
+        "ceil(3 / 100) per poll, ceil(150 / 100) per job for its children, once"
+    );
+    assert_eq!(count("batch:SubmitJob"), 3);
+    assert_eq!(count("batch:RegisterJobDefinition"), 3);
+    assert_eq!(count("batch:DeregisterJobDefinition"), 3);
+    assert_eq!(
+        count("logs:FilterLogEvents"),
+        3 * 2,
+        "100 streams a call, per job"
+    );
 }

@@ -2,7 +2,7 @@
 //! deploy/'s RBAC) against the calls it made in a test run (moto's recording, the stand-in
 //! API server's request log). Nothing missing, nothing extra.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -29,70 +29,94 @@ pub fn readme_policy_actions() -> BTreeSet<String> {
 /// name), including what the requests imply: passing the job role, tagging on create.
 pub fn actions_of_recording(recording: &[Value]) -> BTreeSet<String> {
     let mut actions = BTreeSet::new();
-    for entry in recording {
-        let headers = &entry["headers"];
-        let header = |name: &str| {
-            headers.as_object().and_then(|h| {
-                h.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .and_then(|(_, v)| v.as_str())
-            })
-        };
-        if !header("user-agent").is_some_and(|ua| ua.contains("app/simseries")) {
-            continue;
-        }
-        let method = entry["method"].as_str().unwrap_or_default();
-        let url = entry["url"].as_str().unwrap_or_default();
-        let path_and_query = url.splitn(4, '/').nth(3).unwrap_or_default();
-        let (path, query) = path_and_query
-            .split_once('?')
-            .unwrap_or((path_and_query, ""));
-        let body = body_text(entry);
-        if let Some(target) = header("x-amz-target") {
-            let operation = target.rsplit('.').next().unwrap();
-            actions.insert(format!("logs:{operation}"));
-        } else if let Some(operation) = path.strip_prefix("v1/") {
-            let action = match (method, operation) {
-                (_, op) if op.starts_with("tags/") => match method {
-                    "POST" => "TagResource",
-                    "DELETE" => "UntagResource",
-                    _ => "ListTagsForResource",
-                },
-                (_, "describejobdefinitions") => "DescribeJobDefinitions",
-                (_, "describejobs") => "DescribeJobs",
-                (_, "listjobs") => "ListJobs",
-                (_, "registerjobdefinition") => "RegisterJobDefinition",
-                (_, "deregisterjobdefinition") => "DeregisterJobDefinition",
-                (_, "submitjob") => "SubmitJob",
-                (_, "terminatejob") => "TerminateJob",
-                (_, "canceljob") => "CancelJob",
-                (_, other) => panic!("an unknown Batch call: {other}"),
-            };
-            actions.insert(format!("batch:{action}"));
-            if body.contains("\"tags\"") {
-                // Tags given on create need the tagging permission too.
-                actions.insert("batch:TagResource".into());
-            }
-            if action == "RegisterJobDefinition" && body.contains("jobRoleArn") {
-                actions.insert("iam:PassRole".into());
-            }
-        } else {
-            // S3, path-style: `bucket` or `bucket/key`.
-            let has_key = path.split_once('/').is_some_and(|(_, key)| !key.is_empty());
-            let action = match (method, has_key) {
-                ("GET" | "HEAD", false) => "ListBucket",
-                ("GET" | "HEAD", true) => "GetObject",
-                ("PUT", true) => "PutObject",
-                ("DELETE", true) => "DeleteObject",
-                (m, _) => panic!("an unknown S3 call: {m} {path}?{query}"),
-            };
-            actions.insert(format!("s3:{action}"));
-            if header("x-amz-copy-source").is_some() {
-                actions.insert("s3:GetObject".into());
-            }
-        }
+    for request in recording.iter().filter_map(request_of) {
+        actions.insert(request.action);
+        actions.extend(request.implies);
     }
     actions
+}
+
+/// How many requests simseries made per IAM action (`batch:DescribeJobs`, `logs:…`, `s3:…`).
+pub fn calls_of_recording(recording: &[Value]) -> BTreeMap<String, usize> {
+    let mut calls = BTreeMap::new();
+    for request in recording.iter().filter_map(request_of) {
+        *calls.entry(request.action).or_default() += 1;
+    }
+    calls
+}
+
+/// One recorded request, as IAM names it.
+struct Request {
+    action: String,
+    /// Further actions it needs (`iam:PassRole` for a job role, tagging on create).
+    implies: Vec<String>,
+}
+
+/// The request, if simseries made it (its user agent carries the app name).
+fn request_of(entry: &Value) -> Option<Request> {
+    let headers = &entry["headers"];
+    let header = |name: &str| {
+        headers.as_object().and_then(|h| {
+            h.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .and_then(|(_, v)| v.as_str())
+        })
+    };
+    if !header("user-agent").is_some_and(|ua| ua.contains("app/simseries")) {
+        return None;
+    }
+    let method = entry["method"].as_str().unwrap_or_default();
+    let url = entry["url"].as_str().unwrap_or_default();
+    let path_and_query = url.splitn(4, '/').nth(3).unwrap_or_default();
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let body = body_text(entry);
+    let mut implies = Vec::new();
+    let action = if let Some(target) = header("x-amz-target") {
+        let operation = target.rsplit('.').next().unwrap();
+        format!("logs:{operation}")
+    } else if let Some(operation) = path.strip_prefix("v1/") {
+        let action = match (method, operation) {
+            (_, op) if op.starts_with("tags/") => match method {
+                "POST" => "TagResource",
+                "DELETE" => "UntagResource",
+                _ => "ListTagsForResource",
+            },
+            (_, "describejobdefinitions") => "DescribeJobDefinitions",
+            (_, "describejobs") => "DescribeJobs",
+            (_, "listjobs") => "ListJobs",
+            (_, "registerjobdefinition") => "RegisterJobDefinition",
+            (_, "deregisterjobdefinition") => "DeregisterJobDefinition",
+            (_, "submitjob") => "SubmitJob",
+            (_, "terminatejob") => "TerminateJob",
+            (_, "canceljob") => "CancelJob",
+            (_, other) => panic!("an unknown Batch call: {other}"),
+        };
+        if body.contains("\"tags\"") {
+            // Tags given on create need the tagging permission too.
+            implies.push("batch:TagResource".into());
+        }
+        if action == "RegisterJobDefinition" && body.contains("jobRoleArn") {
+            implies.push("iam:PassRole".into());
+        }
+        format!("batch:{action}")
+    } else {
+        // S3, path-style: `bucket` or `bucket/key`.
+        let has_key = path.split_once('/').is_some_and(|(_, key)| !key.is_empty());
+        let action = match (method, has_key) {
+            ("GET" | "HEAD", false) => "ListBucket",
+            ("GET" | "HEAD", true) => "GetObject",
+            ("PUT", true) => "PutObject",
+            ("DELETE", true) => "DeleteObject",
+            (m, _) => panic!("an unknown S3 call: {m} {path}?{query}"),
+        };
+        if header("x-amz-copy-source").is_some() {
+            implies.push("s3:GetObject".into());
+        }
+        format!("s3:{action}")
+    };
+    Some(Request { action, implies })
 }
 
 /// The JSON bodies of the AWS Batch requests to `v1/{operation}` (e.g. `submitjob`) in a
