@@ -16,7 +16,7 @@ use simseries::model::layout::Date;
 use simseries::model::status::Phase;
 use simseries::model::{crd, specfile};
 use simseries::planning::prepare::{Locations, Stores, prepare};
-use simseries::storage::{LocalStorage, S3Options, Storage, write_all};
+use simseries::storage::{LocalStorage, S3Options, Storage};
 use std::io::IsTerminal;
 
 /// Declarative parameter sweeps of containerized simulation models on AWS Batch.
@@ -535,7 +535,9 @@ async fn write_plan_files(
         format!("{}inits.json", prepared.plan.folder.root()),
         list.into_bytes(),
     ));
-    write_all(&store, objects, simseries::storage::DEFAULT_CONCURRENCY).await?;
+    store
+        .write_all(objects, simseries::storage::DEFAULT_CONCURRENCY)
+        .await?;
     let _ = store.location();
     Ok(())
 }

@@ -32,7 +32,7 @@ async fn write_list_read_copy_exists() {
             )
         })
         .collect();
-    storage::write_all(&s3, objects, 32).await.unwrap();
+    s3.write_all(objects, 32).await.unwrap();
     s3.write("S/2024-01-01/inputs/S_0.xml", b"<a/>".to_vec())
         .await
         .unwrap();

@@ -140,13 +140,11 @@ pub async fn save_group_logs(
     files: Vec<(String, Vec<u8>)>,
 ) -> Result<GroupLogs, Failure> {
     let keys: Vec<String> = files.iter().map(|(key, _)| key.clone()).collect();
-    crate::storage::write_all(
-        context.working.as_ref(),
-        files,
-        crate::storage::DEFAULT_CONCURRENCY,
-    )
-    .await
-    .map_err(|e| storage_failure("LogsNotSaved", &e))?;
+    context
+        .working
+        .write_all(files, crate::storage::DEFAULT_CONCURRENCY)
+        .await
+        .map_err(|e| storage_failure("LogsNotSaved", &e))?;
     Ok(GroupLogs {
         group: group.to_string(),
         record: crate::model::status::LogRecord {

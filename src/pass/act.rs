@@ -202,13 +202,11 @@ impl Actor {
             record_key,
             serde_json::to_vec_pretty(&record).expect("record serializes"),
         ));
-        storage::write_all(
-            self.stores.working.as_ref(),
-            objects,
-            storage::DEFAULT_CONCURRENCY,
-        )
-        .await
-        .map_err(|e| storage_failure("InputsNotWritten", &e))
+        self.stores
+            .working
+            .write_all(objects, storage::DEFAULT_CONCURRENCY)
+            .await
+            .map_err(|e| storage_failure("InputsNotWritten", &e))
     }
 
     async fn copy_inits(&mut self) -> Result<(), Failure> {

@@ -30,7 +30,9 @@ pub enum RenderError {
     },
 }
 
-/// Renders every input of `plan`, in plan order.
+/// Renders every input of `plan`, in plan order, on every core: the inputs are cut into one
+/// contiguous share per core, so the first error in plan order is the one reported, as a
+/// render on one core would report it.
 pub fn render_inputs(
     series: &ValidSeries<'_>,
     plan: &Plan,
@@ -62,33 +64,135 @@ pub fn render_inputs(
         Value::from_pairs(base.chain(extra.iter().map(|(k, v)| (*k, Value::from(*v)))))
     };
 
-    let mut rendered = Vec::new();
-    for group in &plan.groups {
-        for (index, input) in group.inputs.iter().enumerate() {
-            let key = group.input_key(&plan.folder, index);
-            let context = match input {
-                Input::Ranges(ranges) => {
-                    let entries: Vec<Value> = ranges
-                        .iter()
-                        .map(|r| with(r.condition, &[("start_seed", r.start), ("end_seed", r.end)]))
-                        .collect();
-                    Value::from_pairs([("conditions", Value::from(entries))])
-                }
-                Input::Run { condition, seed } => with(*condition, &[("seed", *seed)]),
-            };
-            let text = template
-                .render(&context)
-                .map_err(|error| RenderError::Template {
-                    input: key.clone(),
-                    error,
-                })?;
-            check_xml(&text).map_err(|error| RenderError::Xml {
+    let render = |(key, input): (String, &Input)| -> Result<RenderedInput, RenderError> {
+        let context = match input {
+            Input::Ranges(ranges) => {
+                let entries: Vec<Value> = ranges
+                    .iter()
+                    .map(|r| with(r.condition, &[("start_seed", r.start), ("end_seed", r.end)]))
+                    .collect();
+                Value::from_pairs([("conditions", Value::from(entries))])
+            }
+            Input::Run { condition, seed } => with(*condition, &[("seed", *seed)]),
+        };
+        let text = template
+            .render(&context)
+            .map_err(|error| RenderError::Template {
                 input: key.clone(),
-                template: template.name().to_string(),
                 error,
             })?;
-            rendered.push(RenderedInput { key, text });
+        check_xml(&text).map_err(|error| RenderError::Xml {
+            input: key.clone(),
+            template: template.name().to_string(),
+            error,
+        })?;
+        Ok(RenderedInput { key, text })
+    };
+
+    let work: Vec<(String, &Input)> = plan
+        .groups
+        .iter()
+        .flat_map(|group| {
+            group
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(index, input)| (group.input_key(&plan.folder, index), input))
+        })
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Below a few hundred inputs a thread costs more than it saves.
+    if cores == 1 || work.len() < 256 {
+        return work.into_iter().map(render).collect();
+    }
+    let share = work.len().div_ceil(cores);
+    let rendered: Vec<Result<Vec<RenderedInput>, RenderError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = work
+            .chunks(share)
+            .map(|mine| {
+                let render = &render;
+                scope.spawn(move || {
+                    mine.iter()
+                        .map(|(key, input)| render((key.clone(), input)))
+                        .collect()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut inputs = Vec::new();
+    for share in rendered {
+        inputs.extend(share?);
+    }
+    Ok(inputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::layout::Date;
+    use crate::model::specfile;
+    use crate::model::validate::validate;
+    use crate::planning::manifest::Completeness;
+    use crate::planning::plan::plan;
+
+    /// A series of 100 conditions x 10 seeds, one input per run (1,000 inputs, rendered on
+    /// every core); condition `C{bad}` lacks the field the template prints.
+    fn rendered(bad: &[usize]) -> Result<Vec<RenderedInput>, RenderError> {
+        let conditions: Vec<String> = (0..100)
+            .map(|i| {
+                if bad.contains(&i) {
+                    format!("{{key: C{i:03}}}")
+                } else {
+                    format!("{{key: C{i:03}, rate: {}}}", f64::from(i as u32) / 8.0)
+                }
+            })
+            .collect();
+        let yaml = format!(
+            "apiVersion: simseries.io/v1alpha1\nkind: SimulationSeries\nmetadata: {{name: s}}\nspec:\n  context: {{workingLocation: w, manifestLocation: ., templateLocation: ., vcpus: 1, memory: 1}}\n  series: {{name: S, manifestKey: m.csv, templateKey: t.xml, seeds: [0,1,2,3,4,5,6,7,8,9], conditions: [{}], extensions: [A]}}\n  parameters: {{model: toy, retries: 1, retryDelay: 1}}\n",
+            conditions.join(", ")
+        );
+        let spec = specfile::parse(&yaml).unwrap().spec;
+        let series = validate(&spec).unwrap();
+        let table = Completeness::new(&series);
+        let plan = plan(&series, &table, "2024-06-01".parse::<Date>().unwrap());
+        let template = Template::parse(
+            "t.xml",
+            "<run key=\"{{ key }}\" seed=\"{{ seed }}\" rate=\"{{ rate }}\"/>",
+        )
+        .unwrap();
+        render_inputs(&series, &plan, &template)
+    }
+
+    #[test]
+    fn inputs_come_out_in_plan_order_whatever_the_cores() {
+        let inputs = rendered(&[]).unwrap();
+        assert_eq!(inputs.len(), 1000);
+        for (index, input) in inputs.iter().enumerate() {
+            assert_eq!(input.key, format!("S/2024-06-01/inputs/S_{index}.xml"));
+            let (condition, seed) = (index / 10, index % 10);
+            assert!(
+                input
+                    .text
+                    .starts_with(&format!("<run key=\"C{condition:03}\" seed=\"{seed}\"")),
+                "{}",
+                input.text
+            );
         }
     }
-    Ok(rendered)
+
+    #[test]
+    fn the_first_error_in_plan_order_is_reported() {
+        // One bad condition near the end (the last core's share) and one early: the early one
+        // is named, as a render on one core would name it.
+        let error = rendered(&[95, 7]).unwrap_err().to_string();
+        assert!(error.contains("S/2024-06-01/inputs/S_70.xml"), "{error}");
+    }
 }

@@ -1,5 +1,6 @@
 //! A local folder as storage.
 
+use std::collections::HashSet;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,30 +79,57 @@ impl LocalStorage {
 
     async fn write_file(&self, key: &str, body: Vec<u8>) -> StorageResult<()> {
         let path = self.path(key)?;
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| self.error(key, e))?;
-        }
-        let temp = path.with_file_name(format!(
-            ".{}.{}.{}.tmp",
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("object"),
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let result = async {
-            tokio::fs::write(&temp, &body).await?;
-            tokio::fs::rename(&temp, &path).await
-        }
+        let written = tokio::task::spawn_blocking(move || {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            write_atomically(&path, &body)
+        })
         .await;
-        if let Err(err) = result {
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(self.error(key, err));
+        match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(self.error(key, err)),
+            Err(join) => Err(self.join_error(key, join)),
         }
-        Ok(())
     }
+
+    fn join_error(&self, key: &str, join: tokio::task::JoinError) -> StorageError {
+        StorageError::new(StorageErrorKind::Other, self.url(key), join.to_string())
+    }
+}
+
+/// Writes `body` to a temporary file beside `path`, then renames it there: a reader (a model,
+/// a restarted run) sees the whole file or none.
+fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    let temp = path.with_file_name(format!(
+        ".{}.{}.{}.tmp",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("object"),
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = std::fs::write(&temp, body).and_then(|()| std::fs::rename(&temp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+/// One writer's share of a batch: its files in order, each folder created once.
+fn write_files(files: Vec<(PathBuf, String, Vec<u8>)>) -> Result<(), (String, std::io::Error)> {
+    let mut folders: HashSet<PathBuf> = HashSet::new();
+    for (path, key, body) in files {
+        if let Some(parent) = path.parent()
+            && !folders.contains(parent)
+        {
+            std::fs::create_dir_all(parent).map_err(|e| (key.clone(), e))?;
+            folders.insert(parent.to_path_buf());
+        }
+        write_atomically(&path, &body).map_err(|e| (key, e))?;
+        crate::faults::crash_point("storage-write");
+    }
+    Ok(())
 }
 
 impl Storage for LocalStorage {
@@ -120,6 +148,41 @@ impl Storage for LocalStorage {
 
     fn write<'a>(&'a self, key: &'a str, body: Vec<u8>) -> BoxFuture<'a, StorageResult<()>> {
         self.write_file(key, body).boxed()
+    }
+
+    /// A few blocking writers (one per core, at most `concurrency`), each with a contiguous
+    /// share of the objects, rather than a task and three blocking calls per file: 33,000
+    /// inputs are written in a fraction of the time (`benches/compare.sh`). Each file is still
+    /// written atomically.
+    fn write_all<'a>(
+        &'a self,
+        objects: Vec<(String, Vec<u8>)>,
+        concurrency: usize,
+    ) -> BoxFuture<'a, StorageResult<()>> {
+        async move {
+            // Every key is checked before anything is written.
+            let mut files = objects
+                .into_iter()
+                .map(|(key, body)| Ok((self.path(&key)?, key, body)))
+                .collect::<StorageResult<Vec<_>>>()?;
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let share = files.len().div_ceil(cores.min(concurrency).max(1)).max(1);
+            let mut writers = Vec::new();
+            while !files.is_empty() {
+                let rest = files.split_off(share.min(files.len()));
+                let mine = std::mem::replace(&mut files, rest);
+                writers.push(tokio::task::spawn_blocking(move || write_files(mine)));
+            }
+            for writer in writers {
+                match writer.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err((key, err))) => return Err(self.error(&key, err)),
+                    Err(join) => return Err(self.join_error("", join)),
+                }
+            }
+            Ok(())
+        }
+        .boxed()
     }
 
     fn list<'a>(&'a self, prefix: &'a str) -> BoxStream<'a, StorageResult<Vec<String>>> {
@@ -230,7 +293,7 @@ fn is_temporary(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{copy_all, list_all, write_all};
+    use crate::storage::{copy_all, list_all};
 
     fn temp_root(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
@@ -260,20 +323,20 @@ mod tests {
         let root = temp_root("basic");
         let store = LocalStorage::new(root.clone());
         store.probe().await.unwrap();
-        write_all(
-            &store,
-            vec![
-                ("S/2024-01-01/inputs/S_0.xml".into(), b"<a/>".to_vec()),
-                (
-                    "S/2024-01-01/outputs/S_A_0000.CELLS.json".into(),
-                    b"{}".to_vec(),
-                ),
-                ("SX/other.txt".into(), b"x".to_vec()),
-            ],
-            2,
-        )
-        .await
-        .unwrap();
+        store
+            .write_all(
+                vec![
+                    ("S/2024-01-01/inputs/S_0.xml".into(), b"<a/>".to_vec()),
+                    (
+                        "S/2024-01-01/outputs/S_A_0000.CELLS.json".into(),
+                        b"{}".to_vec(),
+                    ),
+                    ("SX/other.txt".into(), b"x".to_vec()),
+                ],
+                2,
+            )
+            .await
+            .unwrap();
         assert_eq!(
             store.read("S/2024-01-01/inputs/S_0.xml").await.unwrap(),
             b"<a/>"
@@ -312,5 +375,34 @@ mod tests {
         let err = LocalStorage::new(root.clone()).probe().await.unwrap_err();
         assert!(err.to_string().contains("not a folder"), "{err}");
         std::fs::remove_file(root).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_written_whole_and_a_bad_key_writes_nothing() {
+        let root = temp_root("batch");
+        let store = LocalStorage::new(root.clone());
+        let objects: Vec<(String, Vec<u8>)> = (0..1000)
+            .map(|i| {
+                (
+                    format!("S/d/{}/S_{i}.xml", i % 7),
+                    format!("<i n=\"{i}\"/>").into_bytes(),
+                )
+            })
+            .collect();
+        store.write_all(objects.clone(), 8).await.unwrap();
+        for (key, body) in &objects {
+            assert_eq!(&store.read(key).await.unwrap(), body, "{key}");
+        }
+        let leftovers = list_all(&store, "S/").await.unwrap();
+        assert_eq!(leftovers.len(), 1000, "no temporary file is left");
+
+        let mut bad = vec![("T/a.xml".to_string(), b"a".to_vec())];
+        bad.push(("../outside.xml".to_string(), b"x".to_vec()));
+        let err = store.write_all(bad, 8).await.unwrap_err();
+        assert!(err.to_string().contains("the key"), "{err}");
+        assert!(
+            !root.join("T").exists(),
+            "checked before anything is written"
+        );
     }
 }

@@ -9,6 +9,7 @@ mod s3;
 use std::fmt;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 
@@ -114,6 +115,17 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// reader never sees half a file).
     fn write<'a>(&'a self, key: &'a str, body: Vec<u8>) -> BoxFuture<'a, StorageResult<()>>;
 
+    /// Writes every object, at most `concurrency` at a time; stops at the first error. Each
+    /// object is written as [`Storage::write`] writes it; a store that can do many at a lower
+    /// cost than one call each (a local folder) does so.
+    fn write_all<'a>(
+        &'a self,
+        objects: Vec<(String, Vec<u8>)>,
+        concurrency: usize,
+    ) -> BoxFuture<'a, StorageResult<()>> {
+        write_each(self, objects, concurrency).boxed()
+    }
+
     /// Keys of the objects whose key starts with `prefix`, a page at a time.
     fn list<'a>(&'a self, prefix: &'a str) -> BoxStream<'a, StorageResult<Vec<String>>>;
 
@@ -142,9 +154,9 @@ pub async fn list_all(storage: &dyn Storage, prefix: &str) -> StorageResult<Vec<
     Ok(pages.into_iter().flatten().collect())
 }
 
-/// Writes every object, at most `concurrency` at a time; stops at the first error.
-pub async fn write_all(
-    storage: &dyn Storage,
+/// Writes every object with one [`Storage::write`] each, at most `concurrency` at a time.
+async fn write_each<S: Storage + ?Sized>(
+    storage: &S,
     objects: Vec<(String, Vec<u8>)>,
     concurrency: usize,
 ) -> StorageResult<()> {

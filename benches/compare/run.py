@@ -1,0 +1,129 @@
+"""Runs the original workflow's planning and `simseries plan --write-inputs` side by side on
+the same synthetic series, checks that both wrote the same inputs, and prints a table.
+
+Usage: run.py SIMSERIES_BINARY WORK_FOLDER SIZE [SIZE ...]
+
+SIZE is a number of runs: 10000 (100 conditions x 100 seeds), 100000 (1,000 x 100) or
+1000000 (1,000 x 1,000). Each tool runs as a whole process, one after the other, on the same
+files; wall time, CPU time (user + system) and peak RSS come from the kernel's accounting of
+the child (wait4). Results go to WORK_FOLDER/results.json and, as a Markdown table, stdout.
+"""
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATE = "2024-06-01"
+SHAPES = {10_000: (100, 100), 100_000: (1_000, 100), 1_000_000: (1_000, 1_000)}
+
+
+def run(command, log):
+    """Runs `command` as a child (stdout and stderr to `log`) and measures it with the kernel's
+    resource use of that child alone."""
+    # The previous run's files are flushed first, so neither tool pays for the other's writes.
+    os.sync()
+    time.sleep(1)
+    start = time.perf_counter()
+    with open(log, "wb") as out:
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(map(str, command))} failed:\n{Path(log).read_text()}")
+    return {
+        "wall_s": round(wall, 3),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+        "sys_s": round(usage.ru_stime, 3),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+    }
+
+
+def inputs_of(folder):
+    """(file name, content) of every input written under FOLDER/{name}/{date}/inputs/."""
+    return sorted(
+        (path.name, path.read_bytes())
+        for path in folder.glob(f"*/{DATE}/inputs/*.xml")
+    )
+
+
+def compare(original, simseries):
+    """Both wrote the same inputs: the same names and bytes, or, past 10,000 inputs in a group
+    (where the original makes one array job AWS refuses and simseries splits it into parts),
+    the same contents."""
+    if [n for n, _ in original] == [n for n, _ in simseries]:
+        same = original == simseries
+        how = "same names and bytes"
+    else:
+        same = sorted(c for _, c in original) == sorted(c for _, c in simseries)
+        how = "same contents (groups past 10,000 inputs are split into parts by simseries)"
+    if not same:
+        sys.exit(f"the inputs differ ({len(original)} vs {len(simseries)} files)")
+    if not original:
+        sys.exit("neither wrote any input: nothing was compared")
+    return how
+
+
+def main():
+    binary, work = sys.argv[1], Path(sys.argv[2])
+    sizes = [int(s) for s in sys.argv[3:]] or list(SHAPES)
+    python = sys.executable
+    rows = []
+    for size in sizes:
+        conditions, seeds = SHAPES[size]
+        folder = work / f"runs-{size}"
+        shutil.rmtree(folder, ignore_errors=True)
+        subprocess.run(
+            [python, HERE / "generate.py", folder, str(conditions), str(seeds)], check=True
+        )
+        series = folder / "series.yaml"
+        out_original, out_simseries = folder / "original", folder / "simseries"
+        original = run(
+            [python, HERE / "original.py", series, out_original, DATE], folder / "original.log"
+        )
+        simseries = run(
+            [binary, "plan", "-f", series, "--date", DATE, "--write-inputs", out_simseries,
+             "-o", "json"],
+            folder / "simseries.log",
+        )
+        written_original, written_simseries = inputs_of(out_original), inputs_of(out_simseries)
+        how = compare(written_original, written_simseries)
+        rows.append(
+            {
+                "runs": size,
+                "conditions": conditions,
+                "seeds": seeds,
+                "inputs": len(written_simseries),
+                "identical": how,
+                "original": original,
+                "simseries": simseries,
+            }
+        )
+        print(f"{size:,} runs: {len(written_simseries):,} inputs, {how}", file=sys.stderr)
+        shutil.rmtree(out_original)
+        shutil.rmtree(out_simseries)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    (work / "results.json").write_text(
+        json.dumps({"machine": machine, "date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=1)
+    )
+    print(f"Machine: {machine}; {time.strftime('%Y-%m-%d')}\n")
+    print("| runs (conditions x seeds) | inputs | original: wall, CPU, peak RSS | "
+          "simseries: wall, CPU, peak RSS | wall ratio | CPU ratio |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        o, s = row["original"], row["simseries"]
+        print(
+            f"| {row['runs']:,} ({row['conditions']:,} x {row['seeds']:,}) | {row['inputs']:,} | "
+            f"{o['wall_s']:.2f} s, {o['cpu_s']:.2f} s, {o['peak_rss_mib']:.0f} MiB | "
+            f"{s['wall_s']:.2f} s, {s['cpu_s']:.2f} s, {s['peak_rss_mib']:.0f} MiB | "
+            f"{o['wall_s'] / s['wall_s']:.1f}x | {o['cpu_s'] / max(s['cpu_s'], 0.001):.1f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
