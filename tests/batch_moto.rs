@@ -755,4 +755,49 @@ async fn a_pass_of_several_array_jobs_makes_the_target_calls() {
         3 * 2,
         "100 streams a call, per job"
     );
+
+    // Side by side with the original's calls for the same cycle, computed from its code
+    // (container-collection 1.1.0): `check_batch_job` describes each child on its own at
+    // every poll, `get_batch_logs` describes each child again and filters its one stream,
+    // `save_text` writes each input and each log in turn. The least possible: 100 IDs or
+    // streams per call, over all jobs.
+    let (jobs, children, inputs) = (3, 450, 450);
+    let rows = [
+        (
+            "s3:PutObject (inputs, logs, records, status)",
+            count("s3:PutObject"),
+            inputs + children,
+            inputs + children,
+        ),
+        (
+            "batch:RegisterJobDefinition",
+            count("batch:RegisterJobDefinition"),
+            jobs,
+            0,
+        ),
+        ("batch:SubmitJob", count("batch:SubmitJob"), jobs, jobs),
+        (
+            "batch:DescribeJobs",
+            count("batch:DescribeJobs"),
+            children * polls + children,
+            polls + children.div_ceil(100),
+        ),
+        ("batch:ListJobs", count("batch:ListJobs"), 0, 0),
+        (
+            "logs:FilterLogEvents",
+            count("logs:FilterLogEvents"),
+            children,
+            children.div_ceil(100),
+        ),
+    ];
+    eprintln!("| call | simseries (counted) | original (its call pattern) | least possible |");
+    eprintln!("|---|---|---|---|");
+    for (call, simseries, original, least) in rows {
+        eprintln!("| {call} | {simseries} | {original} | {least} |");
+        assert!(
+            simseries >= least,
+            "{call}: {simseries} calls, fewer than the least possible {least}?"
+        );
+    }
+    assert!(count("batch:DescribeJobs") * 100 < children * polls + children);
 }
