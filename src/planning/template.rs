@@ -106,6 +106,10 @@ impl Template {
         });
         // `dict.items()`, `str.upper()` and friends, as Python templates use them.
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        // Jinja2's `string` is Python's `str()`: `1e-05`, `True`, `[1.5, 'a']`, not Rust's
+        // spelling of them.
+        env.add_filter("string", |value: Value| pyfmt::str(&value));
+        env.add_filter("center", center);
         env.add_template_owned(name.to_string(), source.to_string())
             .map_err(|e| template_error(name, source, &e))?;
         Ok(Template {
@@ -202,6 +206,30 @@ fn template_error(name: &str, source: &str, err: &minijinja::Error) -> TemplateE
 
 /// Converts spec values (YAML read as JSON values) into template values, keeping integers and
 /// floats apart (`2` and `2.0` print differently) and the order of map keys.
+/// Jinja2's `center` filter: Python's `str.center(width)`, which puts the odd space of the
+/// margin on the left when `width` is odd.
+fn center(value: Value, width: Option<usize>) -> Result<String, minijinja::Error> {
+    let text = pyfmt::str(&value);
+    let width = width.unwrap_or(80);
+    if width > MAX_INPUT_BYTES {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("center({width}) is wider than an input may be ({MAX_INPUT_BYTES} bytes)"),
+        ));
+    }
+    let length = text.chars().count();
+    if length >= width {
+        return Ok(text);
+    }
+    let margin = width - length;
+    let left = margin / 2 + (margin & width & 1);
+    Ok(format!(
+        "{}{text}{}",
+        " ".repeat(left),
+        " ".repeat(margin - left)
+    ))
+}
+
 pub fn json_value(value: &serde_json::Value) -> Value {
     match value {
         serde_json::Value::Null => Value::from(()),
@@ -330,6 +358,37 @@ fn position_error(text: &str, offset: usize, message: String) -> XmlError {
 mod tests {
     use super::*;
     use minijinja::context;
+
+    /// Outputs of Jinja2 3.1 (rendered with the test environment's `jinja2`).
+    #[test]
+    fn string_and_center_filters_render_as_jinja2_does() {
+        let cases: [(&str, Value, &str); 10] = [
+            ("{{ x|string }}", Value::from(1e-05), "1e-05"),
+            ("{{ x|string }}", Value::from(1.0), "1.0"),
+            ("{{ x|string }}", Value::from(true), "True"),
+            (
+                "{{ x|string }}",
+                Value::from(vec![Value::from(1.5), Value::from(true), Value::from("a")]),
+                "[1.5, True, 'a']",
+            ),
+            ("{{ (x|string)|length }}", Value::from(2.5e-07), "7"),
+            ("[{{ x|center(9) }}]", Value::from("ab"), "[    ab   ]"),
+            ("[{{ x|center(8) }}]", Value::from("abc"), "[  abc   ]"),
+            ("[{{ x|center(7) }}]", Value::from("ab"), "[   ab  ]"),
+            ("[{{ x|center(6) }}]", Value::from(1e-05), "[1e-05 ]"),
+            ("[{{ x|center(2) }}]", Value::from("abcd"), "[abcd]"),
+        ];
+        for (source, x, expected) in cases {
+            let t = Template::parse("t", source).unwrap();
+            assert_eq!(t.render(&context! { x }).unwrap(), expected, "{source}");
+        }
+        let t = Template::parse("t", "[{{ x|center }}]").unwrap();
+        let default = t.render(&context! { x => "ab" }).unwrap();
+        assert_eq!(default, format!("[{}ab{}]", " ".repeat(39), " ".repeat(39)));
+        let t = Template::parse("t", "{{ x|center(1000000000) }}").unwrap();
+        let error = t.render(&context! { x => "ab" }).unwrap_err();
+        assert!(error.message.contains("wider than an input"), "{error:?}");
+    }
 
     #[test]
     fn renders_like_jinja2() {
