@@ -121,7 +121,6 @@ impl Moto {
 }
 
 impl Moto {
-    /// AWS configuration for this server, without touching the process environment.
     /// A JSON object of `bucket`, or `None` when it is absent or not JSON.
     pub async fn json(&self, bucket: &str, key: &str) -> Option<serde_json::Value> {
         let object = self
@@ -136,6 +135,7 @@ impl Moto {
         serde_json::from_slice(&body).ok()
     }
 
+    /// AWS configuration for this server, without touching the process environment.
     pub fn sdk_config(&self) -> aws_config::SdkConfig {
         aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
