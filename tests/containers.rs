@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{edit_file, quickstart};
+use common::{edit_file, quickstart, quickstart_dated, quickstart_executions, text};
 use serde_json::Value;
 use simseries::executor::local::launcher::container_scope;
 
@@ -64,20 +64,12 @@ fn command(dir: &Path, engine: &str) -> Command {
     command
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 fn dated(dir: &Path) -> PathBuf {
-    dir.join("working/QUICKSTART").join(DATE)
+    quickstart_dated(dir, DATE)
 }
 
 fn executions(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dated(dir).join("executions.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    quickstart_executions(dir, DATE)
 }
 
 /// Containers of this working folder that still exist, running or not.

@@ -14,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 use common::aws_run::{
     BatchScenario, batch_status, normalized, rename_series, run_batch, submitted_jobs,
 };
-use common::{moto, quickstart};
+use common::{moto, quickstart, text};
 use serde_json::Value;
 use simseries::faults::{CRASH_EXIT_CODE, POINTS};
 
@@ -31,10 +31,6 @@ fn crash_configs() -> Vec<String> {
     }
     configs.push("after-poll=1*off->return".into());
     configs
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{edit_file, quickstart};
+use common::{edit_file, quickstart, quickstart_dated, quickstart_executions, text};
 use serde_json::Value;
 
 const DATE: &str = "2024-06-01";
@@ -28,21 +28,12 @@ fn run(dir: &Path, extra: &[&str]) -> Output {
     command(dir, extra).output().unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 fn dated(dir: &Path) -> PathBuf {
-    dir.join("working/QUICKSTART").join(DATE)
+    quickstart_dated(dir, DATE)
 }
 
-/// Runs the model started, one line per start.
 fn executions(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dated(dir).join("executions.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    quickstart_executions(dir, DATE)
 }
 
 fn status(dir: &Path) -> Value {

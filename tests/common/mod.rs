@@ -85,6 +85,26 @@ pub fn quickstart(name: &str, edits: &[(&str, &str)]) -> PathBuf {
     dir
 }
 
+/// The dated folder of a quickstart copy run with `--date {date}`.
+pub fn quickstart_dated(dir: &Path, date: &str) -> PathBuf {
+    dir.join("working/QUICKSTART").join(date)
+}
+
+/// The runs the quickstart's model started in that folder, one line per start (the model
+/// appends to `executions.log`).
+pub fn quickstart_executions(dir: &Path, date: &str) -> Vec<String> {
+    std::fs::read_to_string(quickstart_dated(dir, date).join("executions.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A process's output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 /// Replaces the first occurrence of each `from` in the file, which must contain it.
 pub fn edit_file(path: &Path, edits: &[(&str, &str)]) {
     let mut text = std::fs::read_to_string(path).unwrap();
