@@ -149,6 +149,17 @@ impl FakeBatch {
         }
     }
 
+    /// Moves every child still running to `status`; children that ended stay as they are.
+    pub fn set_running(&self, status: &str) {
+        let mut state = self.state.lock().unwrap();
+        let now = state.now_ms;
+        for job in &mut state.jobs {
+            for child in job.children.iter_mut().filter(|c| c.status == "RUNNING") {
+                set_child(child, status, now);
+            }
+        }
+    }
+
     /// Moves the clock on.
     pub fn advance(&self, ms: i64) {
         self.state.lock().unwrap().now_ms += ms;
