@@ -275,6 +275,9 @@ fn aws_batch_options_are_bounded() {
     // A price per month typed for one per hour.
     let monthly = SERIES.replace("seedsPerJob: 2}", "seedsPerJob: 2, vcpuHourPrice: 31.0e3}");
     assert_problem(&monthly, "spec.parameters.vcpuHourPrice", &["0 to 100"]);
+    // YAML's not-a-number is no price either.
+    let nan = SERIES.replace("seedsPerJob: 2}", "seedsPerJob: 2, vcpuHourPrice: .nan}");
+    assert_problem(&nan, "spec.parameters.vcpuHourPrice", &["NaN", "0 to 100"]);
     assert_problem(&yaml, "spec.parameters.timeoutSeconds", &["at least 60"]);
     assert_problem(&yaml, "spec.parameters.schedulingPriority", &["0 to 9999"]);
     let yaml = SERIES.replace("memory: 512}", "memory: 512, shareIdentifier: 'lab a'}");
