@@ -186,6 +186,73 @@ fn with_status(base: &SimulationSeries, seen: &Seen) -> Value {
     value
 }
 
+/// Answers every request until `task` ends, as the API server would with the object `stored`:
+/// a read of the status with it, a status apply with it after the apply, an event with itself;
+/// anything else fails the test. `each` sees each request before its answer. Returns the
+/// requests in order and the object as stored at the end.
+async fn serve<T>(
+    handle: &mut Handle<Request<Body>, Response<Body>>,
+    task: &tokio::task::JoinHandle<T>,
+    mut stored: Value,
+    mut each: impl FnMut(&Seen),
+) -> (Vec<Seen>, Value) {
+    let status_path = format!("{PATH}/status");
+    let mut all = Vec::new();
+    while !task.is_finished() {
+        let Ok(Some((request, send))) =
+            tokio::time::timeout(Duration::from_millis(500), handle.next_request()).await
+        else {
+            continue;
+        };
+        let (parts, body) = request.into_parts();
+        let bytes = body.collect_bytes().await.unwrap();
+        let seen = Seen {
+            method: parts.method.clone(),
+            path: parts.uri.path().to_string(),
+            query: parts.uri.query().unwrap_or_default().to_string(),
+            content_type: String::new(),
+            body: if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).unwrap()
+            },
+        };
+        each(&seen);
+        let answer = match (seen.method.as_str(), seen.path.as_str()) {
+            ("GET", p) if p == status_path => stored.clone(),
+            ("PATCH", p) if p == status_path => {
+                stored["status"] = seen.body["status"].clone();
+                stored.clone()
+            }
+            ("POST", EVENTS) => seen.body.clone(),
+            other => panic!("unexpected request {other:?}"),
+        };
+        send.send_response(
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                .unwrap(),
+        );
+        all.push(seen);
+    }
+    (all, stored)
+}
+
+/// The phases of the status applies among `seen`, in order.
+fn phases(seen: &[Seen]) -> Vec<String> {
+    seen.iter()
+        .filter(|s| s.method == Method::PATCH)
+        .map(|s| s.body["status"]["phase"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The reasons of the events among `seen`, in order.
+fn reasons(seen: &[Seen]) -> Vec<String> {
+    seen.iter()
+        .filter(|s| s.path == EVENTS)
+        .map(|s| s.body["reason"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// A series being deleted while its pass runs one job (of `size` inputs) on the fake.
 async fn deleted_while_running(
     fake: &FakeBatch,
@@ -291,6 +358,11 @@ async fn an_invalid_spec_fails_the_pass_with_a_condition_and_an_event() {
     });
     let task = tokio::spawn(reconcile(Arc::new(series.clone()), ctx));
 
+    let read = next(&mut handle, |_| serde_json::to_value(&series).unwrap()).await;
+    assert_eq!(
+        (read.method.clone(), read.path.as_str()),
+        (Method::GET, format!("{PATH}/status").as_str())
+    );
     let planning = next(&mut handle, |s| with_status(&series, s)).await;
     assert_eq!(
         (planning.method.clone(), planning.path.as_str()),
@@ -351,54 +423,31 @@ async fn a_valid_series_writes_intent_then_submits_and_requeues_at_the_retry_del
     } = setup("mock-run");
     let series = object(with_finalizer);
     let task = tokio::spawn(reconcile(Arc::new(series.clone()), ctx));
-    let mut phases = Vec::new();
-    let mut reasons = Vec::new();
     let mut submits_when_recorded = Vec::new();
-    while !task.is_finished() {
-        let answer = |s: &Seen| {
-            if s.path == EVENTS {
-                s.body.clone()
-            } else {
-                with_status(&series, s)
-            }
-        };
-        let Ok(Some((request, send))) =
-            tokio::time::timeout(Duration::from_millis(500), handle.next_request()).await
-        else {
-            continue;
-        };
-        let (parts, body) = request.into_parts();
-        let bytes = body.collect_bytes().await.unwrap();
-        let seen = Seen {
-            method: parts.method.clone(),
-            path: parts.uri.path().to_string(),
-            query: parts.uri.query().unwrap_or_default().to_string(),
-            content_type: String::new(),
-            body: serde_json::from_slice(&bytes).unwrap(),
-        };
-        match (seen.method.as_str(), seen.path.as_str()) {
-            ("PATCH", p) if p == format!("{PATH}/status") => {
-                let status = &seen.body["status"];
-                phases.push(status["phase"].as_str().unwrap().to_string());
-                // Every job with an ID in a status was submitted before; every job submitted
-                // had its intent recorded before.
-                let recorded = status["pass"]["groups"].as_array().map_or(0, |g| {
+    let stored = serde_json::to_value(&series).unwrap();
+    let (seen, _) = serve(&mut handle, &task, stored, |seen| {
+        if seen.method == Method::PATCH {
+            // Every job with an ID in a status was submitted before; every job submitted had
+            // its intent recorded before.
+            let recorded = seen.body["status"]["pass"]["groups"]
+                .as_array()
+                .map_or(0, |g| {
                     g.iter()
                         .flat_map(|g| g["jobs"].as_array().unwrap().iter())
                         .filter(|j| j.get("id").is_some())
                         .count()
                 });
-                submits_when_recorded.push((recorded, fake.calls("SubmitJob")));
-            }
-            ("POST", EVENTS) => reasons.push(seen.body["reason"].as_str().unwrap().to_string()),
-            other => panic!("unexpected request {other:?}"),
+            submits_when_recorded.push((recorded, fake.calls("SubmitJob")));
         }
-        send.send_response(
-            Response::builder()
-                .body(Body::from(serde_json::to_vec(&answer(&seen)).unwrap()))
-                .unwrap(),
-        );
-    }
+    })
+    .await;
+    assert_eq!(
+        (seen[0].method.clone(), seen[0].path.as_str()),
+        (Method::GET, format!("{PATH}/status").as_str()),
+        "the status is read before the first write"
+    );
+    let mut phases = phases(&seen);
+    let reasons = reasons(&seen);
     let requeue = task.await.unwrap().unwrap();
     // The first poll is due retryDelay (60 s) after submission: requeued then, not sooner.
     let debug = format!("{requeue:?}");
@@ -420,6 +469,44 @@ async fn a_valid_series_writes_intent_then_submits_and_requeues_at_the_retry_del
         root.join("bucket/work/S").exists(),
         "inputs were written to the working location"
     );
+}
+
+/// The informer's cache can lag behind the controller's own status writes. A reconcile from
+/// such a stale object reads the status first and goes on from there: it submits nothing again.
+#[tokio::test]
+async fn a_reconcile_from_a_stale_cache_goes_on_from_the_stored_status() {
+    let Setup {
+        ctx,
+        mut handle,
+        fake,
+        ..
+    } = setup("mock-stale");
+    let series = object(with_finalizer);
+    let first = tokio::spawn(reconcile(Arc::new(series.clone()), ctx.clone()));
+    let stored = serde_json::to_value(&series).unwrap();
+    let (_, stored) = serve(&mut handle, &first, stored, |_| {}).await;
+    first.await.unwrap().unwrap();
+    assert_eq!(stored["status"]["phase"], "Running");
+    let calls = fake.state.lock().unwrap().calls.clone();
+    assert_eq!(calls["SubmitJob"], 2);
+
+    // The cache has seen none of those writes: the object still has no status.
+    let again = tokio::spawn(reconcile(Arc::new(series.clone()), ctx));
+    let (seen, stored_after) = serve(&mut handle, &again, stored.clone(), |_| {}).await;
+    let requeue = again.await.unwrap().unwrap();
+    assert_eq!(
+        fake.state.lock().unwrap().calls,
+        calls,
+        "no AWS call: the first poll is not due"
+    );
+    assert_eq!(
+        (seen[0].method.clone(), seen[0].path.as_str()),
+        (Method::GET, format!("{PATH}/status").as_str())
+    );
+    assert_eq!(seen.len(), 1, "nothing written: {:?}", reasons(&seen));
+    assert_eq!(stored_after, stored);
+    let debug = format!("{requeue:?}");
+    assert!(debug.contains("requeue_after: Some(5"), "{debug}");
 }
 
 #[tokio::test]

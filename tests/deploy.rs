@@ -85,7 +85,11 @@ fn the_controller_gets_only_what_it_uses() {
             "simulationseries",
             vec!["list", "watch", "patch"],
         ),
-        ("simseries.io", "simulationseries/status", vec!["patch"]),
+        (
+            "simseries.io",
+            "simulationseries/status",
+            vec!["get", "patch"],
+        ),
         (
             "apiextensions.k8s.io",
             "customresourcedefinitions",

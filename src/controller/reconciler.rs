@@ -305,6 +305,13 @@ impl Driver for ClusterDriver<'_> {
         Ok(())
     }
 
+    /// The informer's object may lag behind this controller's own status writes, and a status
+    /// apply has no precondition to catch that: read the status subresource itself.
+    async fn persisted(&mut self) -> Result<Option<SimulationSeriesStatus>, Error> {
+        let object = self.api.get_status(&self.name).await?;
+        Ok(Some(object.status.unwrap_or_default()))
+    }
+
     async fn perform(&mut self, status: &SimulationSeriesStatus, step: Step) -> Next {
         if let Step::Wait { until } = step {
             return Next::Stop(Stopped::Waiting(until));

@@ -28,6 +28,15 @@ pub trait Driver {
         transitions: &[Transition],
     ) -> Result<(), Self::Error>;
 
+    /// The status as last persisted, read again, when the one the loop was started from may
+    /// be stale (an informer's cache); `None` when it cannot be (the driver read it itself).
+    /// The loop calls it once, before it first writes or acts, so a finished pass costs
+    /// nothing, and no step is decided from a status older than the driver's own last write:
+    /// a step decided from one could redo a submission without looking for it first.
+    async fn persisted(&mut self) -> Result<Option<SimulationSeriesStatus>, Self::Error> {
+        Ok(None)
+    }
+
     /// Performs `step` (`Wait` included; never `Done`) and says what came of it.
     async fn perform(&mut self, status: &SimulationSeriesStatus, step: Step) -> Next;
 }
@@ -71,8 +80,20 @@ pub async fn drive<D: Driver>(
 ) -> Result<Drive, D::Error> {
     let mut outcome = Outcome::Resumed;
     let mut acted = false;
+    let mut confirmed = false;
     loop {
         let decision = decide(spec, status, &driver.observe(outcome));
+        let idle = decision.step == Step::Done && decision.status == *status;
+        if !idle && !confirmed {
+            confirmed = true;
+            if let Some(persisted) = driver.persisted().await?
+                && persisted != *status
+            {
+                *status = persisted;
+                outcome = Outcome::Resumed;
+                continue;
+            }
+        }
         if decision.status != *status {
             let changes = transitions(status, &decision.status);
             driver.persist(&decision.status, &changes).await?;
