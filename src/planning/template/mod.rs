@@ -1,7 +1,12 @@
 //! Jinja input templates, rendered as Jinja2 renders them, and the XML check of each result.
 //!
 //! Jinja2 semantics kept: strict undefined variables, no autoescaping, the final newline
-//! dropped, and values printed as Python's `str()` prints them (see [`crate::planning::pyfmt`]).
+//! dropped, values printed as Python's `str()` prints them (see [`crate::planning::pyfmt`]),
+//! `~` and `%` as Python means them ([`operators`]), and filters and tests that differ in
+//! minijinja replaced by Jinja2's ([`python`]).
+
+mod operators;
+mod python;
 
 use std::fmt;
 
@@ -70,6 +75,10 @@ pub const MAX_TEMPLATE_BYTES: usize = 4 * 1024 * 1024;
 pub struct Template {
     env: Environment<'static>,
     name: String,
+    /// The source as added to `env`, with its operators rewritten.
+    rewritten: operators::Rewritten,
+    /// The source as the user wrote it, for error excerpts.
+    source: String,
 }
 
 impl fmt::Debug for Template {
@@ -106,15 +115,15 @@ impl Template {
         });
         // `dict.items()`, `str.upper()` and friends, as Python templates use them.
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        // Jinja2's `string` is Python's `str()`: `1e-05`, `True`, `[1.5, 'a']`, not Rust's
-        // spelling of them.
-        env.add_filter("string", |value: Value| pyfmt::str(&value));
-        env.add_filter("center", center);
-        env.add_template_owned(name.to_string(), source.to_string())
-            .map_err(|e| template_error(name, source, &e))?;
+        python::register(&mut env);
+        let rewritten = operators::rewrite(source);
+        env.add_template_owned(name.to_string(), rewritten.source.clone())
+            .map_err(|e| template_error(name, source, &rewritten, &e))?;
         Ok(Template {
             env,
             name: name.to_string(),
+            rewritten,
+            source: source.to_string(),
         })
     }
 
@@ -151,7 +160,7 @@ impl Template {
                     ),
                 );
             }
-            template_error(&self.name, template.source(), &e)
+            template_error(&self.name, &self.source, &self.rewritten, &e)
         })?;
         String::from_utf8(out.bytes).map_err(|_| TemplateError {
             template: self.name.clone(),
@@ -185,13 +194,20 @@ impl std::io::Write for BoundedOutput {
     }
 }
 
-fn template_error(name: &str, source: &str, err: &minijinja::Error) -> TemplateError {
+/// The error of the template `name`, its excerpt taken from the `source` the user wrote.
+fn template_error(
+    name: &str,
+    source: &str,
+    rewritten: &operators::Rewritten,
+    err: &minijinja::Error,
+) -> TemplateError {
     let message = match err.detail() {
         Some(detail) => format!("{}: {detail}", err.kind()),
         None => err.kind().to_string(),
     };
     let excerpt = err
         .range()
+        .map(|range| rewritten.original_offset(range.start)..rewritten.original_offset(range.end))
         .and_then(|range| source.get(range))
         .map(|text| text.trim().to_string())
         .filter(|text| !text.is_empty() && !message.contains(text.as_str()));
@@ -206,30 +222,6 @@ fn template_error(name: &str, source: &str, err: &minijinja::Error) -> TemplateE
 
 /// Converts spec values (YAML read as JSON values) into template values, keeping integers and
 /// floats apart (`2` and `2.0` print differently) and the order of map keys.
-/// Jinja2's `center` filter: Python's `str.center(width)`, which puts the odd space of the
-/// margin on the left when `width` is odd.
-fn center(value: Value, width: Option<usize>) -> Result<String, minijinja::Error> {
-    let text = pyfmt::str(&value);
-    let width = width.unwrap_or(80);
-    if width > MAX_INPUT_BYTES {
-        return Err(minijinja::Error::new(
-            minijinja::ErrorKind::InvalidOperation,
-            format!("center({width}) is wider than an input may be ({MAX_INPUT_BYTES} bytes)"),
-        ));
-    }
-    let length = text.chars().count();
-    if length >= width {
-        return Ok(text);
-    }
-    let margin = width - length;
-    let left = margin / 2 + (margin & width & 1);
-    Ok(format!(
-        "{}{text}{}",
-        " ".repeat(left),
-        " ".repeat(margin - left)
-    ))
-}
-
 pub fn json_value(value: &serde_json::Value) -> Value {
     match value {
         serde_json::Value::Null => Value::from(()),
