@@ -79,6 +79,15 @@ pub fn start(env: &[(&str, &str)]) -> Moto {
 }
 
 impl Moto {
+    /// This server as reached through `endpoint` (a proxy in front of it); dropping the view
+    /// leaves the server running.
+    pub fn through(&self, endpoint: String) -> Moto {
+        Moto {
+            endpoint,
+            watchdog: None,
+        }
+    }
+
     /// Environment for a child process (the simseries binary) to talk to this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![

@@ -1,0 +1,281 @@
+//! The controller at scale: N SimulationSeries (default 10,000) on the stand-in API server.
+//!
+//! Run with `cargo bench --bench controller` (or `-- 2000` for another N). It starts the
+//! stand-in API server of crates/kube-standin in this process, creates N series of the AWS
+//! example whose passes have finished, then starts the release `simseries controller` and
+//! measures:
+//! 1. finished passes: the time until every series has been reconciled, the Kubernetes writes
+//!    and the AWS calls they made (both must be zero), and the controller's memory;
+//! 2. a wave of new generations: every spec edited at once; the time until every series shows
+//!    the new generation in its status, and the memory after.
+//!
+//! AWS is a listener that counts connections: any call the controller makes to AWS lands there.
+//! The wave's edit names a working location outside S3, so each new pass fails its check before
+//! any AWS call (a Failed phase, an InvalidSpec condition and events): the wave measures the
+//! controller's own work per series (watch, read, two status writes, events), not AWS's. Passes
+//! that call AWS are measured by the AWS Batch tests against moto.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+const CRD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/simulationseries.yaml");
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/aws/series.yaml");
+
+fn main() {
+    let count: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(10_000);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run(count));
+}
+
+/// Counts the connections made to it: the AWS endpoint of the controller.
+async fn aws_counter() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    (address, calls)
+}
+
+/// The controller's peak resident memory (VmHWM) and current (VmRSS), in MiB.
+fn memory(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+fn counter(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn get_metrics(address: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(address).await else {
+        return String::new();
+    };
+    let request = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer).await;
+    answer
+}
+
+fn status_writes(standin: &kube_standin::StandIn) -> usize {
+    standin
+        .requests()
+        .iter()
+        .filter(|(method, path)| method != "GET" && path.contains("/status"))
+        .count()
+}
+
+async fn run(count: usize) {
+    let standin = kube_standin::start().await;
+    let output = tokio::task::block_in_place(|| standin.kubectl(&["apply", "-f", CRD]));
+    assert!(output.status.success(), "the CRD installs");
+    let client = standin.client().await;
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &kube::api::ApiResource {
+            group: "simseries.io".into(),
+            version: "v1alpha1".into(),
+            api_version: "simseries.io/v1alpha1".into(),
+            kind: "SimulationSeries".into(),
+            plural: "simulationseries".into(),
+        },
+    );
+    // Wait until the CRD is served.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.list(&ListParams::default().limit(1)).await.is_err() {
+        assert!(Instant::now() < deadline, "the CRD is not served");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let example: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(EXAMPLE).unwrap()).unwrap();
+    let finished = json!({
+        "phase": "Complete",
+        "observedGeneration": 1,
+        "pass": {"number": 1, "generation": 1, "date": "2026-11-01", "phase": "Complete"},
+    });
+    let started = Instant::now();
+    stream::iter(0..count)
+        .map(|i| {
+            let api = api.clone();
+            let mut object = example.clone();
+            object["metadata"] = json!({
+                "name": format!("series-{i:05}"),
+                "namespace": "default",
+                "finalizers": ["simseries.io/cleanup"],
+            });
+            let status = json!({"status": finished.clone()});
+            async move {
+                let object: kube::api::DynamicObject = serde_json::from_value(object).unwrap();
+                let name = object.metadata.name.clone().unwrap();
+                api.create(&PostParams::default(), &object).await?;
+                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
+                    .await?;
+                Ok::<_, kube::Error>(())
+            }
+        })
+        .buffer_unordered(64)
+        .try_collect::<Vec<()>>()
+        .await
+        .expect("the series are created");
+    println!(
+        "{count} finished series created on the stand-in in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let (aws, aws_calls) = aws_counter().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = format!("127.0.0.1:{port}");
+    let log = std::env::temp_dir().join(format!(
+        "simseries-bench-controller-{}.log",
+        std::process::id()
+    ));
+    let writes_before = status_writes(&standin);
+    let started = Instant::now();
+    let mut controller = std::process::Command::new(env!("CARGO_BIN_EXE_simseries"))
+        .args([
+            "controller",
+            "--metrics-address",
+            &metrics,
+            "--namespace",
+            "default",
+        ])
+        .args(["--lease-namespace", "default", "--tenancy", "any"])
+        .env("KUBECONFIG", &standin.kubeconfig)
+        .env("SIMSERIES_LOG", "warn")
+        .env("POD_NAME", "bench")
+        .env("AWS_ENDPOINT_URL", &aws)
+        .env("AWS_ACCESS_KEY_ID", "bench")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("AWS_REGION", "us-west-2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("the controller starts");
+    let pid = controller.id();
+
+    // 1. Finished passes: every series reconciled once, nothing written, nothing asked of AWS.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let text = get_metrics(&metrics).await;
+        if counter(&text, "simseries_reconciliations_total") >= count as f64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every series was reconciled; see {}",
+            log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reconciled = started.elapsed();
+    // Let any late work show before counting.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (peak_finished, rss_finished) = memory(pid);
+    let writes = status_writes(&standin) - writes_before;
+    let calls = aws_calls.load(Ordering::SeqCst);
+
+    // 2. A wave of new generations.
+    let edit = json!({"spec": {"context": {"workingLocation": "/data/not-s3"}}});
+    let started = Instant::now();
+    stream::iter(0..count)
+        .map(|i| {
+            let api = api.clone();
+            let edit = edit.clone();
+            async move {
+                api.patch(
+                    &format!("series-{i:05}"),
+                    &PatchParams::default(),
+                    &Patch::Merge(edit),
+                )
+                .await
+                .map(drop)
+            }
+        })
+        .buffer_unordered(64)
+        .try_collect::<Vec<()>>()
+        .await
+        .expect("the specs are edited");
+    let edited = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(1200);
+    loop {
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .expect("the series list");
+        let done = list
+            .items
+            .iter()
+            .filter(|o| o.data["status"]["observedGeneration"] == json!(2))
+            .count();
+        if done == count {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{done} of {count} series saw their new generation"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let wave = started.elapsed();
+    let (peak_wave, rss_wave) = memory(pid);
+    let wave_calls = aws_calls.load(Ordering::SeqCst) - calls;
+    let _ = controller.kill();
+    let _ = controller.wait();
+
+    println!();
+    println!(
+        "| {count} series | time | status writes | AWS calls | controller memory (peak / now) |"
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| finished passes, controller start | {:.1} s until all reconciled | {writes} | {calls} | {peak_finished:.0} MiB / {rss_finished:.0} MiB |",
+        reconciled.as_secs_f64()
+    );
+    println!(
+        "| a wave of new generations | {:.1} s until all show it ({:.1} s to edit them) | {} | {wave_calls} | {peak_wave:.0} MiB / {rss_wave:.0} MiB |",
+        wave.as_secs_f64(),
+        edited.as_secs_f64(),
+        status_writes(&standin) - writes_before - writes
+    );
+    assert_eq!(calls, 0, "finished passes made AWS calls");
+    assert_eq!(writes, 0, "finished passes wrote their status");
+}
