@@ -4,11 +4,12 @@
 # builds simseries in release mode, generates synthetic ARCADE-style series and runs both on
 # the same files (see benches/compare/run.py), checking that they write the same inputs.
 #
-#   benches/compare.sh                 # 10,000, 100,000 and 1,000,000 runs
+#   benches/compare.sh                 # 10,000, 100,000 and 1,000,000 runs, then the upload
+#                                      # and controller benches (BENCHMARKS.md's every table)
 #   benches/compare.sh 10000           # one size (CI runs this one as a correctness check)
 #
-# Results: a Markdown table on stdout, target/compare/results.json and the plot
-# target/compare/planning.png (BENCHMARKS.md shows both).
+# Results: Markdown tables on stdout, target/compare/results.json and the plot
+# target/compare/planning.png (BENCHMARKS.md shows them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,3 +38,14 @@ else
 fi
 "$venv/bin/python" benches/compare/run.py "$binary" "$work" "$@"
 "$venv/bin/python" benches/compare/plot.py "$work/results.json" "$work/planning.png"
+
+# The full run goes on with the other tables of BENCHMARKS.md: the S3 upload (on moto, the one
+# scripts/test.sh installs into .venv) and the controller at 10,000 series.
+if [ "$#" -eq 0 ]; then
+    if ! .venv/bin/moto_server --help >/dev/null 2>&1; then
+        python3 -m venv .venv
+        .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==5.2.1"
+    fi
+    SIMSERIES_MOTO_SERVER="$PWD/.venv/bin/moto_server" cargo bench --locked --bench upload
+    cargo bench --locked --bench controller
+fi
