@@ -1,6 +1,7 @@
 //! The controller at scale: N SimulationSeries (default 10,000) on the stand-in API server.
 //!
-//! Run with `cargo bench --bench controller` (or `-- 2000` for another N). It starts the
+//! Run with `cargo bench --bench controller` (or `-- 2000` for another N, `-- 10000 16` for
+//! the controller's `--concurrency` too; default 4, the controller's own). It starts the
 //! stand-in API server of crates/kube-standin in this process, creates N series of the AWS
 //! example whose passes have finished, then starts the release `simseries controller` and
 //! measures:
@@ -27,15 +28,18 @@ const CRD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/simulationseries.ya
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/aws/series.yaml");
 
 fn main() {
-    let count: usize = std::env::args()
+    // `cargo bench` adds `--bench`; the numbers are ours.
+    let numbers: Vec<usize> = std::env::args()
         .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(10_000);
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let count = numbers.first().copied().unwrap_or(10_000);
+    let concurrency = numbers.get(1).copied().unwrap_or(4);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap()
-        .block_on(run(count));
+        .block_on(run(count, concurrency));
 }
 
 /// Counts the connections made to it: the AWS endpoint of the controller.
@@ -51,6 +55,22 @@ async fn aws_counter() -> (String, Arc<AtomicUsize>) {
         }
     });
     (address, calls)
+}
+
+/// CPU seconds (user + system) used so far by process `pid` (`self` for this one).
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// The controller's peak resident memory (VmHWM) and current (VmRSS), in MiB.
@@ -98,7 +118,7 @@ fn status_writes(standin: &kube_standin::StandIn) -> usize {
         .count()
 }
 
-async fn run(count: usize) {
+async fn run(count: usize, concurrency: usize) {
     let standin = kube_standin::start().await;
     let output = tokio::task::block_in_place(|| standin.kubectl(&["apply", "-f", CRD]));
     assert!(output.status.success(), "the CRD installs");
@@ -179,6 +199,7 @@ async fn run(count: usize) {
             "default",
         ])
         .args(["--lease-namespace", "default", "--tenancy", "any"])
+        .args(["--concurrency", &concurrency.to_string()])
         .env("KUBECONFIG", &standin.kubeconfig)
         .env("SIMSERIES_LOG", "warn")
         .env("POD_NAME", "bench")
@@ -210,12 +231,14 @@ async fn run(count: usize) {
     // Let any late work show before counting.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (peak_finished, rss_finished) = memory(pid);
+    let cpu_finished = (cpu_seconds(&pid.to_string()), cpu_seconds("self"));
     let writes = status_writes(&standin) - writes_before;
     let calls = aws_calls.load(Ordering::SeqCst);
 
     // 2. A wave of new generations.
     let edit = json!({"spec": {"context": {"workingLocation": "/data/not-s3"}}});
     let started = Instant::now();
+    let wave_started = k8s_openapi::jiff::Timestamp::now();
     stream::iter(0..count)
         .map(|i| {
             let api = api.clone();
@@ -235,46 +258,69 @@ async fn run(count: usize) {
         .await
         .expect("the specs are edited");
     let edited = started.elapsed();
+    // Listing 10,000 series costs the stand-in (and this process) CPU that the controller
+    // would otherwise get: look every 2 s, and take the end from the series themselves, the
+    // latest time a Stalled condition was set.
     let deadline = Instant::now() + Duration::from_secs(1200);
-    loop {
+    let last_change = loop {
         let list = api
             .list(&ListParams::default())
             .await
             .expect("the series list");
-        let done = list
+        let done: Vec<&Value> = list
             .items
             .iter()
             .filter(|o| o.data["status"]["observedGeneration"] == json!(2))
-            .count();
-        if done == count {
-            break;
+            .map(|o| &o.data["status"])
+            .collect();
+        if done.len() == count {
+            break done
+                .iter()
+                .filter_map(|status| status["conditions"].as_array())
+                .flatten()
+                .filter(|c| c["type"] == "Stalled")
+                .filter_map(|c| c["lastTransitionTime"].as_str())
+                .filter_map(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+                .max()
+                .expect("each series has a Stalled condition");
         }
         assert!(
             Instant::now() < deadline,
-            "{done} of {count} series saw their new generation"
+            "{} of {count} series saw their new generation",
+            done.len()
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let wave = started.elapsed();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    // Condition times have whole seconds: the wave ends within the second after the last one.
+    let wave = Duration::try_from(last_change.duration_since(wave_started)).unwrap_or_default()
+        + Duration::from_secs(1);
     let (peak_wave, rss_wave) = memory(pid);
+    let cpu_wave = (
+        cpu_seconds(&pid.to_string()) - cpu_finished.0,
+        cpu_seconds("self") - cpu_finished.1,
+    );
     let wave_calls = aws_calls.load(Ordering::SeqCst) - calls;
     let _ = controller.kill();
     let _ = controller.wait();
 
     println!();
     println!(
-        "| {count} series | time | status writes | AWS calls | controller memory (peak / now) |"
+        "| {count} series, --concurrency {concurrency} | time | status writes | AWS calls | controller memory (peak / now) | CPU: controller / stand-in and bench |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     println!(
-        "| finished passes, controller start | {:.1} s until all reconciled | {writes} | {calls} | {peak_finished:.0} MiB / {rss_finished:.0} MiB |",
-        reconciled.as_secs_f64()
+        "| finished passes, controller start | {:.1} s until all reconciled | {writes} | {calls} | {peak_finished:.0} MiB / {rss_finished:.0} MiB | {:.1} s / {:.1} s (with creating the series) |",
+        reconciled.as_secs_f64(),
+        cpu_finished.0,
+        cpu_finished.1,
     );
     println!(
-        "| a wave of new generations | {:.1} s until all show it ({:.1} s to edit them) | {} | {wave_calls} | {peak_wave:.0} MiB / {rss_wave:.0} MiB |",
+        "| a wave of new generations | {:.0} s until all show it ({:.1} s to edit them) | {} | {wave_calls} | {peak_wave:.0} MiB / {rss_wave:.0} MiB | {:.1} s / {:.1} s |",
         wave.as_secs_f64(),
         edited.as_secs_f64(),
-        status_writes(&standin) - writes_before - writes
+        status_writes(&standin) - writes_before - writes,
+        cpu_wave.0,
+        cpu_wave.1,
     );
     assert_eq!(calls, 0, "finished passes made AWS calls");
     assert_eq!(writes, 0, "finished passes wrote their status");

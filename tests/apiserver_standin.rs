@@ -725,6 +725,25 @@ async fn lists_select_page_stream_and_print_tables() {
         .unwrap();
     assert!(rest.metadata.continue_.is_none());
     assert_eq!(names(rest), ["c"]);
+    // Pages of a selection: as the API server, no remaining count with a selector.
+    let first = api
+        .list(&ListParams::default().labels("tier").limit(1))
+        .await
+        .unwrap();
+    let token = first.metadata.continue_.clone().expect("a continue token");
+    assert_eq!(first.metadata.remaining_item_count, None);
+    assert_eq!(names(first), ["a"]);
+    let rest = api
+        .list(
+            &ListParams::default()
+                .labels("tier")
+                .limit(1)
+                .continue_token(&token),
+        )
+        .await
+        .unwrap();
+    assert!(rest.metadata.continue_.is_none(), "c does not match");
+    assert_eq!(names(rest), ["b"]);
 
     // Streaming lists (sendInitialEvents) and metadata-only watches.
     let mut streamed = watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();

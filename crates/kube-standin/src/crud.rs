@@ -154,30 +154,44 @@ pub fn list(app: &App, target: &Target, wants: &Wants, query: &Query) -> ApiResu
         }
         None => None,
     };
-    let mut items: Vec<(String, Value)> = txn
-        .list(&target.def.storage, target.ns())
-        .into_iter()
-        .map(|(k, v)| {
-            (
-                format!("{}\n{}", k.namespace, k.name),
-                target.def.to_view(&v),
-            )
-        })
-        .filter(|(k, _)| after.as_ref().is_none_or(|a| k > a))
-        .filter(|(_, v)| selectors.matches(v))
-        .collect();
-    drop(txn);
-    let mut metadata = json!({"resourceVersion": rv});
-    if let Some(limit) = query
+    let limit = query
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
-        .filter(|l| *l > 0)
-        && items.len() > limit
+        .filter(|l| *l > 0);
+    // One page is copied, not the whole storage: a reflector pages through tens of thousands
+    // of objects 500 at a time.
+    let mut items: Vec<(String, Value)> = Vec::new();
+    let mut remaining = 0usize;
+    for (k, v) in txn.range(&target.def.storage, target.ns()) {
+        let key = format!("{}\n{}", k.namespace, k.name);
+        if after.as_ref().is_some_and(|a| key <= *a) {
+            continue;
+        }
+        if limit.is_some_and(|l| items.len() == l) {
+            // Past the page: count what is left, as the API server does only without
+            // selectors; with them, knowing that one more matches is enough.
+            if selectors.is_empty() {
+                remaining += 1;
+            } else if selectors.matches(&target.def.to_view(v)) {
+                remaining += 1;
+                break;
+            }
+            continue;
+        }
+        let view = target.def.to_view(v);
+        if selectors.matches(&view) {
+            items.push((key, view));
+        }
+    }
+    drop(txn);
+    let mut metadata = json!({"resourceVersion": rv});
+    if remaining > 0
+        && let Some((last, _)) = items.last()
     {
-        let remaining = items.len() - limit;
-        items.truncate(limit);
-        metadata["continue"] = json!(hex(&format!("{rv}\n{}", items[limit - 1].0)));
-        metadata["remainingItemCount"] = json!(remaining);
+        metadata["continue"] = json!(hex(&format!("{rv}\n{last}")));
+        if selectors.is_empty() {
+            metadata["remainingItemCount"] = json!(remaining);
+        }
     }
     let mut objects: Vec<Value> = items.into_iter().map(|(_, v)| v).collect();
     Ok(match wants {

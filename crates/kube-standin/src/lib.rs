@@ -280,11 +280,12 @@ impl StandIn {
             [plural, name] => ("", *plural, *name),
             _ => return None,
         };
-        let txn = self.app.store.txn(false);
+        let mut txn = self.app.store.txn(false);
         let def = txn
             .resources()
-            .into_iter()
-            .find(|d| d.group == group && d.version == version && d.plural == plural)?;
+            .iter()
+            .find(|d| d.group == group && d.version == version && d.plural == plural)?
+            .clone();
         let stored = txn.get(&lifecycle::key(&def, Some(namespace), name))?;
         Some(def.to_view(stored))
     }

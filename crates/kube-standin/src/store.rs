@@ -62,6 +62,9 @@ pub struct Inner {
     pub compacted: u64,
     /// Method, path with query, and user agent of every request.
     pub requests: Vec<(String, String, String)>,
+    /// The resources served, kept until a CRD changes: every request needs them, and reading
+    /// them from the CRDs' JSON each time made the server's cost grow with its CRDs' schemas.
+    resources: Option<Arc<Vec<ResourceDef>>>,
 }
 
 pub struct Store {
@@ -92,6 +95,7 @@ impl Store {
                 history: VecDeque::new(),
                 compacted: 0,
                 requests: Vec::new(),
+                resources: None,
             }),
             changes: broadcast::channel(HISTORY).0,
         };
@@ -149,13 +153,28 @@ impl Txn<'_> {
     }
 
     /// Objects of one storage, optionally of one namespace, in key order (as etcd lists).
+    /// Keys order by storage, then namespace: a range, not a scan of every object (every
+    /// request reads the CRDs, and a store may hold tens of thousands of objects).
     pub fn list(&self, storage: &str, namespace: Option<&str>) -> Vec<(Key, Value)> {
-        self.inner
-            .objects
-            .iter()
-            .filter(|(k, _)| k.storage == storage && namespace.is_none_or(|ns| k.namespace == ns))
+        self.range(storage, namespace)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+
+    /// [`Txn::list`] without copies, for a reader that takes only some (a page).
+    pub fn range<'a>(
+        &'a self,
+        storage: &'a str,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
+        let first = Key {
+            storage: storage.to_string(),
+            namespace: namespace.unwrap_or_default().to_string(),
+            name: String::new(),
+        };
+        self.inner.objects.range(first..).take_while(move |(k, _)| {
+            k.storage == storage && namespace.is_none_or(|ns| k.namespace == ns)
+        })
     }
 
     /// Stores `object` (creating or replacing) under a new resourceVersion.
@@ -166,6 +185,7 @@ impl Txn<'_> {
             return object;
         }
         self.inner.rv = rv;
+        self.forget_resources_of(&key);
         let previous = self.inner.objects.insert(key.clone(), object.clone());
         let kind = if previous.is_some() {
             ChangeKind::Modified
@@ -192,6 +212,7 @@ impl Txn<'_> {
             return Some(object);
         }
         self.inner.rv = rv;
+        self.forget_resources_of(key);
         let previous = self.inner.objects.remove(key);
         self.record(Change {
             rv,
@@ -244,12 +265,24 @@ impl Txn<'_> {
     }
 
     /// Every resource currently served: the built-ins and those of stored CRDs.
-    pub fn resources(&self) -> Vec<ResourceDef> {
+    pub fn resources(&mut self) -> Arc<Vec<ResourceDef>> {
+        if let Some(defs) = &self.inner.resources {
+            return defs.clone();
+        }
         let mut defs = registry::builtins();
         for (_, crd) in self.list(registry::CRD_STORAGE, None) {
             defs.extend(registry::from_crd(&crd));
         }
+        let defs = Arc::new(defs);
+        self.inner.resources = Some(defs.clone());
         defs
+    }
+
+    /// A change to a CRD changes the resources served.
+    fn forget_resources_of(&mut self, key: &Key) {
+        if key.storage == registry::CRD_STORAGE {
+            self.inner.resources = None;
+        }
     }
 
     pub fn create_namespace(&mut self, name: &str) -> Value {
@@ -271,5 +304,75 @@ impl Txn<'_> {
             "status": {"phase": "Active"},
         });
         self.put(key, namespace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(storage: &str, namespace: &str, name: &str) -> Key {
+        Key {
+            storage: storage.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn a_list_holds_exactly_its_storage_and_namespace_in_key_order() {
+        let store = Store::new();
+        let mut txn = store.txn(false);
+        for storage in ["a", "b", "bb", "c"] {
+            for namespace in ["", "ns1", "ns2"] {
+                for name in ["y", "x"] {
+                    txn.put(key(storage, namespace, name), json!({"metadata": {}}));
+                }
+            }
+        }
+        let names = |list: Vec<(Key, Value)>| -> Vec<String> {
+            list.into_iter()
+                .map(|(k, _)| format!("{}/{}/{}", k.storage, k.namespace, k.name))
+                .collect()
+        };
+        assert_eq!(
+            names(txn.list("b", None)),
+            ["b//x", "b//y", "b/ns1/x", "b/ns1/y", "b/ns2/x", "b/ns2/y"]
+        );
+        assert_eq!(names(txn.list("b", Some("ns1"))), ["b/ns1/x", "b/ns1/y"]);
+        assert_eq!(names(txn.list("b", Some(""))), ["b//x", "b//y"]);
+        assert!(txn.list("ab", None).is_empty());
+        assert!(txn.list("c", Some("ns3")).is_empty());
+    }
+
+    #[test]
+    fn the_resources_served_follow_the_crds_stored() {
+        let store = Store::new();
+        let mut txn = store.txn(false);
+        let served = |txn: &mut Txn<'_>| -> Vec<String> {
+            txn.resources()
+                .iter()
+                .filter(|d| d.group == "example.io")
+                .map(|d| format!("{}/{}", d.plural, d.version))
+                .collect()
+        };
+        let crd = |versions: Value| {
+            json!({
+                "metadata": {"name": "widgets.example.io"},
+                "spec": {"group": "example.io", "scope": "Namespaced",
+                         "names": {"plural": "widgets", "kind": "Widget"}, "versions": versions},
+            })
+        };
+        let key = key(registry::CRD_STORAGE, "", "widgets.example.io");
+        assert!(served(&mut txn).is_empty());
+        txn.put(key.clone(), crd(json!([{"name": "v1", "served": true}])));
+        assert_eq!(served(&mut txn), ["widgets/v1"]);
+        txn.put(
+            key.clone(),
+            crd(json!([{"name": "v1", "served": true}, {"name": "v2", "served": true}])),
+        );
+        assert_eq!(served(&mut txn), ["widgets/v1", "widgets/v2"]);
+        txn.remove(&key);
+        assert!(served(&mut txn).is_empty());
     }
 }
