@@ -134,18 +134,11 @@ struct Seen {
     body: Value,
 }
 
-/// Answers the next request with `answer(seen)` as JSON, and returns what was asked.
-async fn next(
-    handle: &mut Handle<Request<Body>, Response<Body>>,
-    answer: impl FnOnce(&Seen) -> Value,
-) -> Seen {
-    let (request, send) = tokio::time::timeout(Duration::from_secs(10), handle.next_request())
-        .await
-        .expect("a request within 10 s")
-        .expect("the service is open");
+/// What the test sees of `request`.
+async fn seen(request: Request<Body>) -> Seen {
     let (parts, body) = request.into_parts();
     let bytes = body.collect_bytes().await.unwrap();
-    let seen = Seen {
+    Seen {
         method: parts.method.clone(),
         path: parts.uri.path().to_string(),
         query: parts.uri.query().unwrap_or_default().to_string(),
@@ -159,7 +152,19 @@ async fn next(
         } else {
             serde_json::from_slice(&bytes).unwrap()
         },
-    };
+    }
+}
+
+/// Answers the next request with `answer(seen)` as JSON, and returns what was asked.
+async fn next(
+    handle: &mut Handle<Request<Body>, Response<Body>>,
+    answer: impl FnOnce(&Seen) -> Value,
+) -> Seen {
+    let (request, send) = tokio::time::timeout(Duration::from_secs(10), handle.next_request())
+        .await
+        .expect("a request within 10 s")
+        .expect("the service is open");
+    let seen = seen(request).await;
     let response = answer(&seen);
     send.send_response(
         Response::builder()
@@ -204,19 +209,7 @@ async fn serve<T>(
         else {
             continue;
         };
-        let (parts, body) = request.into_parts();
-        let bytes = body.collect_bytes().await.unwrap();
-        let seen = Seen {
-            method: parts.method.clone(),
-            path: parts.uri.path().to_string(),
-            query: parts.uri.query().unwrap_or_default().to_string(),
-            content_type: String::new(),
-            body: if bytes.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(&bytes).unwrap()
-            },
-        };
+        let seen = seen(request).await;
         each(&seen);
         let answer = match (seen.method.as_str(), seen.path.as_str()) {
             ("GET", p) if p == status_path => stored.clone(),
