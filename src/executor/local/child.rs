@@ -19,6 +19,21 @@ use super::launcher::{Launcher, container_name};
 use super::process::process_alive;
 use crate::model::status::JobState;
 
+/// Why a child could not be started or waited for; its log says so, and the child counts as
+/// failed (no exit code).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SpawnError {
+    #[error("cannot open {}: {source}", path.display())]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("sh: {0}")]
+    Start(std::io::Error),
+    #[error("waiting for the child: {0}")]
+    Wait(std::io::Error),
+}
+
 /// Runs the model once simseries has recorded this wrapper's PID, then writes the exit code
 /// next to the log, so the outcome survives the death of `simseries run`.
 ///
@@ -206,13 +221,17 @@ impl ChildLaunch {
         self.finish(state);
     }
 
-    pub(super) async fn spawn(&self) -> Result<ChildState, String> {
+    pub(super) async fn spawn(&self) -> Result<ChildState, SpawnError> {
+        let open_log = |source| SpawnError::Log {
+            path: self.files.log.clone(),
+            source,
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.files.log)
-            .map_err(|e| format!("cannot open {}: {e}", self.files.log.display()))?;
-        let err = log.try_clone().map_err(|e| e.to_string())?;
+            .map_err(open_log)?;
+        let err = log.try_clone().map_err(open_log)?;
         let mut command = tokio::process::Command::new("sh");
         command
             .arg("-c")
@@ -255,7 +274,7 @@ impl ChildLaunch {
                 command.arg(image);
             }
         }
-        let mut child = command.spawn().map_err(|e| format!("sh: {e}"))?;
+        let mut child = command.spawn().map_err(SpawnError::Start)?;
         if let Some(pid) = child.id() {
             // Whole or not at all: the wrapper compares the file with its own PID.
             let temp = self.files.pid.with_extension("pid.tmp");
@@ -268,7 +287,7 @@ impl ChildLaunch {
                 .insert(self.index, pid);
         }
         self.set(ChildState::Running);
-        let status = child.wait().await.map_err(|e| e.to_string())?;
+        let status = child.wait().await.map_err(SpawnError::Wait)?;
         self.job.pids.lock().expect("pids lock").remove(&self.index);
         let terminated = *self.job.cancel.borrow();
         Ok(ChildState::Done {
