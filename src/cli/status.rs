@@ -47,22 +47,41 @@ pub struct SeriesView {
     pub stores: Stores,
 }
 
-impl SeriesView {
-    pub async fn load(target: &Target, s3: &S3Options) -> Result<SeriesView, CliError> {
-        match target {
-            Target::File(path) => Self::from_file(path, s3).await,
+/// Where [`show`] reads a series from, connected once for every refresh of a watch.
+enum Source<'a> {
+    File(&'a Path),
+    Cluster {
+        cluster: Box<ClusterSeries>,
+        name: &'a str,
+    },
+}
+
+impl<'a> Source<'a> {
+    async fn connect(target: &'a Target) -> Result<Source<'a>, CliError> {
+        Ok(match target {
+            Target::File(path) => Source::File(path),
             Target::Cluster {
                 name,
                 namespace,
                 context,
-            } => {
-                let cluster =
-                    ClusterSeries::connect(namespace.as_deref(), context.as_deref()).await?;
-                Self::from_cluster(&cluster, name, s3).await
-            }
-        }
+            } => Source::Cluster {
+                cluster: Box::new(
+                    ClusterSeries::connect(namespace.as_deref(), context.as_deref()).await?,
+                ),
+                name,
+            },
+        })
     }
 
+    async fn view(&self, s3: &S3Options) -> Result<SeriesView, CliError> {
+        match self {
+            Source::File(path) => SeriesView::from_file(path, s3).await,
+            Source::Cluster { cluster, name } => SeriesView::from_cluster(cluster, name, s3).await,
+        }
+    }
+}
+
+impl SeriesView {
     async fn from_file(path: &Path, s3: &S3Options) -> Result<SeriesView, CliError> {
         let file = specfile::read(path)?;
         let spec = file.resource.spec;
@@ -345,8 +364,9 @@ pub async fn show(
     watch: Option<Duration>,
     mut print: impl FnMut(&str),
 ) -> Result<(), CliError> {
+    let source = Source::connect(target).await?;
     loop {
-        let view = SeriesView::load(target, s3).await?;
+        let view = source.view(s3).await?;
         let report = StatusReport::read(&view).await?;
         print(&format.render(&report));
         let active = report
