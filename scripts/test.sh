@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs moto into .venv (once), starts a moto server on
 # 127.0.0.1 for the tests that talk to S3, prepares a container engine and the toy model image
-# (scripts/container-engine.sh), runs `cargo test`, and stops the server.
+# (scripts/container-engine.sh), runs `cargo test --workspace` (simseries and the stand-in API
+# server's own unit tests), and stops the server.
 # Extra arguments go to `cargo test`, e.g. `scripts/test.sh --test s3`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,4 +45,4 @@ else
     echo "container tests SKIPPED: no usable container engine (see above)" >&2
 fi
 
-cargo test "$@"
+cargo test --workspace "$@"
