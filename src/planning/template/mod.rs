@@ -6,6 +6,7 @@
 //! minijinja replaced by Jinja2's ([`python`]).
 
 mod operators;
+mod printf;
 mod python;
 
 use std::fmt;
