@@ -10,8 +10,33 @@ use minijinja::value::{Rest, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, Expression, State, context, filters};
 
 use super::MAX_INPUT_BYTES;
-use super::python::{defined, float_to_int};
 use crate::planning::pyfmt;
+
+/// Refuses an undefined value where text or a number is needed (strict undefined).
+pub(super) fn defined(value: &Value) -> Result<(), Error> {
+    if value.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            "an undefined value cannot be turned into text",
+        ));
+    }
+    Ok(())
+}
+
+/// Python's `int(x)` of a float: truncated; NaN is a ValueError (the default), infinity an
+/// OverflowError.
+pub(super) fn float_to_int(x: f64) -> Result<Option<Value>, Error> {
+    if x.is_nan() {
+        return Ok(None);
+    }
+    if x.is_infinite() || x.abs() >= 1.7e38 {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("cannot convert float {} to integer", pyfmt::float(x)),
+        ));
+    }
+    Ok(Some(Value::from(x.trunc() as i128)))
+}
 
 /// minijinja's own `%`, kept for numbers: Python's floored remainder, refused on zero.
 static REMAINDER: LazyLock<Expression<'static, 'static>> = LazyLock::new(|| {

@@ -11,7 +11,7 @@ use minijinja::{Environment, Error, ErrorKind, State, filters};
 
 use super::MAX_INPUT_BYTES;
 use super::operators::{CONCAT_FILTER, PERCENT_FILTER, PERCENT_TUPLE_FILTER};
-use super::printf::{format, percent, percent_tuple};
+use super::printf::{defined, float_to_int, format, percent, percent_tuple};
 use crate::planning::pyfmt;
 
 /// Adds the filters and tests to `env`.
@@ -95,16 +95,6 @@ fn text(value: Value) -> Value {
     } else {
         Value::from(pyfmt::str(&value))
     }
-}
-
-pub(super) fn defined(value: &Value) -> Result<(), Error> {
-    if value.is_undefined() {
-        return Err(Error::new(
-            ErrorKind::UndefinedError,
-            "an undefined value cannot be turned into text",
-        ));
-    }
-    Ok(())
 }
 
 /// `a ~ b`: `str(a) + str(b)`.
@@ -300,21 +290,6 @@ fn int(value: Value, default: Option<Value>, base: Option<u32>) -> Result<Value,
         }
         _ => default(),
     })
-}
-
-/// Python's `int(x)` of a float: truncated; NaN is a ValueError (the default), infinity an
-/// OverflowError.
-pub(super) fn float_to_int(x: f64) -> Result<Option<Value>, Error> {
-    if x.is_nan() {
-        return Ok(None);
-    }
-    if x.is_infinite() || x.abs() >= 1.7e38 {
-        return Err(Error::new(
-            ErrorKind::InvalidOperation,
-            format!("cannot convert float {} to integer", pyfmt::float(x)),
-        ));
-    }
-    Ok(Some(Value::from(x.trunc() as i128)))
 }
 
 /// Python's `int(s, base)`: blanks around, a sign, digits with single underscores between.
