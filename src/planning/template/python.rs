@@ -106,6 +106,21 @@ fn concat(left: Value, right: Value) -> Result<String, Error> {
     Ok(out)
 }
 
+/// An argument given by position, else by `name`: Jinja2's filters take either.
+fn positional_or_named<T>(
+    positional: Option<T>,
+    kwargs: &Kwargs,
+    name: &str,
+) -> Result<Option<T>, Error>
+where
+    T: for<'a> minijinja::value::ArgType<'a, Output = T>,
+{
+    match positional {
+        Some(value) => Ok(Some(value)),
+        None => kwargs.get(name),
+    }
+}
+
 /// Jinja2's `indent(width=4, first=False, blank=False)`, of text only.
 fn indent(
     value: Value,
@@ -115,10 +130,7 @@ fn indent(
     kwargs: Kwargs,
 ) -> Result<String, Error> {
     defined(&value)?;
-    let width = match width {
-        Some(width) => Some(width),
-        None => kwargs.get("width")?,
-    };
+    let width = positional_or_named(width, &kwargs, "width")?;
     let first = first.or(kwargs.get("first")?).unwrap_or(false);
     let blank = blank.or(kwargs.get("blank")?).unwrap_or(false);
     kwargs.assert_all_used()?;
@@ -173,14 +185,8 @@ fn join(
     kwargs: Kwargs,
 ) -> Result<String, Error> {
     defined(&value)?;
-    let joiner = match joiner {
-        Some(joiner) => Some(joiner),
-        None => kwargs.get("d")?,
-    };
-    let attribute = match attribute {
-        Some(attribute) => Some(attribute),
-        None => kwargs.get("attribute")?,
-    };
+    let joiner = positional_or_named(joiner, &kwargs, "d")?;
+    let attribute = positional_or_named(attribute, &kwargs, "attribute")?;
     kwargs.assert_all_used()?;
     if value.is_none() {
         return Err(Error::new(
@@ -390,10 +396,7 @@ fn round(
 /// for HTML.
 fn tojson(value: Value, indent: Option<usize>, kwargs: Kwargs) -> Result<String, Error> {
     defined(&value)?;
-    let indent = match indent {
-        Some(indent) => Some(indent),
-        None => kwargs.get("indent")?,
-    };
+    let indent = positional_or_named(indent, &kwargs, "indent")?;
     kwargs.assert_all_used()?;
     let mut out = String::new();
     dump(&value, indent, 0, &mut out)?;
