@@ -1,10 +1,10 @@
-//! The controller at scale: N SimulationSeries (default 10,000) on the stand-in API server.
+//! The controller at scale: N SimulationSeries (default 10,000) on a real kube-apiserver.
 //!
 //! Run with `cargo bench --bench controller` (or `-- 2000` for another N, `-- 10000 16` for
-//! the controller's `--concurrency` too; default 4, the controller's own). It starts the
-//! stand-in API server of crates/kube-standin in this process, creates N series of the AWS
-//! example whose passes have finished, then starts the release `simseries controller` and
-//! measures:
+//! the controller's `--concurrency` too; default 4, the controller's own). It starts etcd and
+//! kube-apiserver (crates/test-cluster, built by scripts/k8s-tools.sh), installs deploy/,
+//! creates N series of the AWS example whose passes have finished, then starts the release
+//! `simseries controller` as deploy/'s ServiceAccount and measures:
 //! 1. finished passes: the time until every series has been reconciled, the Kubernetes writes
 //!    and the AWS calls they made (both must be zero), and the controller's memory;
 //! 2. a wave of new generations: every spec edited at once; the time until every series shows
@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
+use test_cluster::TestCluster;
 
-const CRD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/simulationseries.yaml");
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/aws/series.yaml");
 
 fn main() {
@@ -110,19 +110,34 @@ async fn get_metrics(address: &str) -> String {
     answer
 }
 
-fn status_writes(standin: &kube_standin::StandIn) -> usize {
-    standin
-        .requests()
+/// The controller's writes to a status, from the server's audit log.
+fn status_writes(cluster: &TestCluster) -> usize {
+    let user = format!(
+        "system:serviceaccount:{}:{}",
+        test_cluster::CONTROLLER_NAMESPACE,
+        test_cluster::CONTROLLER_SERVICE_ACCOUNT
+    );
+    cluster
+        .audit_events_of(&user)
         .iter()
-        .filter(|(method, path)| method != "GET" && path.contains("/status"))
+        .filter(|e| e["objectRef"]["subresource"] == "status")
+        .filter(|e| !matches!(e["verb"].as_str(), Some("get" | "list" | "watch")))
         .count()
 }
 
+/// CPU seconds of the control plane's processes (kube-apiserver and etcd).
+fn control_plane_cpu(cluster: &TestCluster) -> f64 {
+    cluster
+        .server_pids()
+        .iter()
+        .map(|pid| cpu_seconds(&pid.to_string()))
+        .sum()
+}
+
 async fn run(count: usize, concurrency: usize) {
-    let standin = kube_standin::start().await;
-    let output = tokio::task::block_in_place(|| standin.kubectl(&["apply", "-f", CRD]));
-    assert!(output.status.success(), "the CRD installs");
-    let client = standin.client().await;
+    let cluster = tokio::task::block_in_place(TestCluster::start);
+    tokio::task::block_in_place(|| cluster.install_deploy());
+    let client = cluster.admin_client().await;
     let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
         client.clone(),
         "default",
@@ -173,7 +188,7 @@ async fn run(count: usize, concurrency: usize) {
         .await
         .expect("the series are created");
     println!(
-        "{count} finished series created on the stand-in in {:.1} s",
+        "{count} finished series created on kube-apiserver in {:.1} s",
         started.elapsed().as_secs_f64()
     );
 
@@ -188,7 +203,7 @@ async fn run(count: usize, concurrency: usize) {
         "simseries-bench-controller-{}.log",
         std::process::id()
     ));
-    let writes_before = status_writes(&standin);
+    let writes_before = status_writes(&cluster);
     let started = Instant::now();
     let mut controller = std::process::Command::new(env!("CARGO_BIN_EXE_simseries"))
         .args([
@@ -198,9 +213,10 @@ async fn run(count: usize, concurrency: usize) {
             "--namespace",
             "default",
         ])
-        .args(["--lease-namespace", "default", "--tenancy", "any"])
+        .args(["--lease-namespace", test_cluster::CONTROLLER_NAMESPACE])
+        .args(["--tenancy", "any"])
         .args(["--concurrency", &concurrency.to_string()])
-        .env("KUBECONFIG", &standin.kubeconfig)
+        .env("KUBECONFIG", cluster.controller_kubeconfig())
         .env("SIMSERIES_LOG", "warn")
         .env("POD_NAME", "bench")
         .env("AWS_ENDPOINT_URL", &aws)
@@ -231,8 +247,12 @@ async fn run(count: usize, concurrency: usize) {
     // Let any late work show before counting.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (peak_finished, rss_finished) = memory(pid);
-    let cpu_finished = (cpu_seconds(&pid.to_string()), cpu_seconds("self"));
-    let writes = status_writes(&standin) - writes_before;
+    let cpu_finished = (
+        cpu_seconds(&pid.to_string()),
+        control_plane_cpu(&cluster),
+        cpu_seconds("self"),
+    );
+    let writes = status_writes(&cluster) - writes_before;
     let calls = aws_calls.load(Ordering::SeqCst);
 
     // 2. A wave of new generations.
@@ -258,7 +278,7 @@ async fn run(count: usize, concurrency: usize) {
         .await
         .expect("the specs are edited");
     let edited = started.elapsed();
-    // Listing 10,000 series costs the stand-in (and this process) CPU that the controller
+    // Listing 10,000 series costs the API server (and this process) CPU that the controller
     // would otherwise get: look every 2 s, and take the end from the series themselves, the
     // latest time a Stalled condition was set.
     let deadline = Instant::now() + Duration::from_secs(1200);
@@ -297,7 +317,8 @@ async fn run(count: usize, concurrency: usize) {
     let (peak_wave, rss_wave) = memory(pid);
     let cpu_wave = (
         cpu_seconds(&pid.to_string()) - cpu_finished.0,
-        cpu_seconds("self") - cpu_finished.1,
+        control_plane_cpu(&cluster) - cpu_finished.1,
+        cpu_seconds("self") - cpu_finished.2,
     );
     let wave_calls = aws_calls.load(Ordering::SeqCst) - calls;
     let _ = controller.kill();
@@ -305,22 +326,24 @@ async fn run(count: usize, concurrency: usize) {
 
     println!();
     println!(
-        "| {count} series, --concurrency {concurrency} | time | status writes | AWS calls | controller memory (peak / now) | CPU: controller / stand-in and bench |"
+        "| {count} series, --concurrency {concurrency} | time | status writes | AWS calls | controller memory (peak / now) | CPU: controller / kube-apiserver and etcd / bench |"
     );
     println!("|---|---|---|---|---|---|");
     println!(
-        "| finished passes, controller start | {:.1} s until all reconciled | {writes} | {calls} | {peak_finished:.0} MiB / {rss_finished:.0} MiB | {:.1} s / {:.1} s (with creating the series) |",
+        "| finished passes, controller start | {:.1} s until all reconciled | {writes} | {calls} | {peak_finished:.0} MiB / {rss_finished:.0} MiB | {:.1} s / {:.1} s / {:.1} s (with creating the series) |",
         reconciled.as_secs_f64(),
         cpu_finished.0,
         cpu_finished.1,
+        cpu_finished.2,
     );
     println!(
-        "| a wave of new generations | {:.0} s until all show it ({:.1} s to edit them) | {} | {wave_calls} | {peak_wave:.0} MiB / {rss_wave:.0} MiB | {:.1} s / {:.1} s |",
+        "| a wave of new generations | {:.0} s until all show it ({:.1} s to edit them) | {} | {wave_calls} | {peak_wave:.0} MiB / {rss_wave:.0} MiB | {:.1} s / {:.1} s / {:.1} s |",
         wave.as_secs_f64(),
         edited.as_secs_f64(),
-        status_writes(&standin) - writes_before - writes,
+        status_writes(&cluster) - writes_before - writes,
         cpu_wave.0,
         cpu_wave.1,
+        cpu_wave.2,
     );
     assert_eq!(calls, 0, "finished passes made AWS calls");
     assert_eq!(writes, 0, "finished passes wrote their status");

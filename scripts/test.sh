@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs moto into .venv (once), starts a moto server on
-# 127.0.0.1 for the tests that talk to S3, prepares a container engine and the toy model image
-# (scripts/container-engine.sh), runs `cargo test --workspace` (simseries and the stand-in API
-# server's own unit tests), and stops the server.
+# 127.0.0.1 for the tests that talk to AWS, builds the real Kubernetes control plane
+# (scripts/k8s-tools.sh: kube-apiserver, etcd, kubectl, kstatus; cached after the first build)
+# that the Kubernetes tests start for themselves, prepares a container engine and the toy model
+# image (scripts/container-engine.sh), runs `cargo test --workspace`, and stops the server.
 # Extra arguments go to `cargo test`, e.g. `scripts/test.sh --test s3`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,12 @@ for _ in $(seq 1 100); do
 done
 export SIMSERIES_MOTO_URL="http://127.0.0.1:$port"
 echo "moto server on $SIMSERIES_MOTO_URL" >&2
+
+# kube-apiserver, etcd, kubectl and kstatus at pinned versions: each Kubernetes test starts
+# its own control plane from them (crates/test-cluster).
+SIMSERIES_K8S_TOOLS=$(scripts/k8s-tools.sh)
+export SIMSERIES_K8S_TOOLS
+echo "Kubernetes tools in $SIMSERIES_K8S_TOOLS" >&2
 
 # A container engine and the toy model image for tests/containers.rs; without one, those tests
 # say why and run nothing (and this line says so in the log).

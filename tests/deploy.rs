@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 fn rendered() -> Vec<Value> {
-    let out = std::process::Command::new("kubectl")
+    let out = std::process::Command::new(test_cluster::tool("kubectl"))
         .args(["kustomize", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy")])
         .output()
         .expect("kubectl runs");

@@ -1,10 +1,11 @@
-//! Leader election on a Lease, against the stand-in API server (optimistic concurrency as the
-//! real server has it): one leader at a time, takeover after expiry, a lost lease noticed.
+//! Leader election on a real Lease of a real kube-apiserver (crates/test-cluster), with its
+//! optimistic concurrency: one leader at a time, takeover after expiry, a lost lease noticed.
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use simseries::controller::leader::LeaderElection;
+use test_cluster::TestCluster;
 
 fn elector(api: &Api<Lease>, name: &str, identity: &str) -> LeaderElection {
     LeaderElection::new(api.clone(), name, identity)
@@ -13,8 +14,8 @@ fn elector(api: &Api<Lease>, name: &str, identity: &str) -> LeaderElection {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_replica_leads_until_it_stops_renewing() {
-    let server = kube_standin::start().await;
-    let api: Api<Lease> = Api::namespaced(server.client().await, "default");
+    let cluster = tokio::task::block_in_place(TestCluster::start);
+    let api: Api<Lease> = Api::namespaced(cluster.admin_client().await, "default");
     let a = elector(&api, "leader", "a");
     let b = elector(&api, "leader", "b");
 
@@ -48,8 +49,8 @@ async fn one_replica_leads_until_it_stops_renewing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replicas_racing_for_a_free_lease_have_one_winner() {
-    let server = kube_standin::start().await;
-    let api: Api<Lease> = Api::namespaced(server.client().await, "default");
+    let cluster = tokio::task::block_in_place(TestCluster::start);
+    let api: Api<Lease> = Api::namespaced(cluster.admin_client().await, "default");
     for round in 0..5 {
         let name = format!("race-{round}");
         let electors: Vec<LeaderElection> = (0..4)

@@ -181,51 +181,25 @@ pub struct ApiAccess {
     pub name: Option<String>,
 }
 
-/// The RBAC view of a request (method and path with query); `None` for discovery and other
-/// non-resource URLs, which every authenticated user may read.
-pub fn api_access(method: &str, path_and_query: &str) -> Option<ApiAccess> {
-    let (path, query) = path_and_query
-        .split_once('?')
-        .unwrap_or((path_and_query, ""));
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (group, rest) = match parts.as_slice() {
-        ["api", _version, rest @ ..] => ("", rest),
-        ["apis", group, _version, rest @ ..] => (*group, rest),
-        _ => return None,
+/// The RBAC view of a request the API server audited (its `verb` and `objectRef`); `None` for
+/// discovery and other non-resource URLs, which every authenticated user may read.
+pub fn audited_access(event: &Value) -> Option<ApiAccess> {
+    let object = event.get("objectRef")?;
+    let field = |key: &str| object[key].as_str().unwrap_or_default().to_string();
+    let resource = match object["subresource"].as_str() {
+        Some(sub) => format!("{}/{sub}", field("resource")),
+        None => field("resource"),
     };
-    let rest = match rest {
-        ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest,
-        rest => rest,
-    };
-    let (resource, name, sub) = match rest {
-        [resource] => (*resource, None, None),
-        [resource, name] => (*resource, Some(*name), None),
-        [resource, name, sub] => (*resource, Some(*name), Some(*sub)),
-        _ => return None,
-    };
-    let watch = query
-        .split('&')
-        .any(|p| p == "watch=true" || p == "watch=1");
-    let verb = match (method, name.is_some()) {
-        ("GET", _) if watch => "watch",
-        ("GET", true) => "get",
-        ("GET", false) => "list",
-        ("POST", _) => "create",
-        ("PUT", _) => "update",
-        ("PATCH", _) => "patch",
-        ("DELETE", true) => "delete",
-        ("DELETE", false) => "deletecollection",
-        _ => return None,
-    };
+    let verb = event["verb"].as_str()?.to_string();
+    // `create` is not restricted by resource names.
+    let name = (verb != "create")
+        .then(|| object["name"].as_str().map(str::to_string))
+        .flatten();
     Some(ApiAccess {
-        group: group.to_string(),
-        resource: match sub {
-            Some(sub) => format!("{resource}/{sub}"),
-            None => resource.to_string(),
-        },
-        verb: verb.to_string(),
-        // `create` is not restricted by resource names.
-        name: name.filter(|_| verb != "create").map(str::to_string),
+        group: field("apiGroup"),
+        resource,
+        verb,
+        name,
     })
 }
 
