@@ -37,6 +37,8 @@ pub struct Metrics {
     pub reconciles: Counter,
     pub errors: Family<ReasonLabels, Counter>,
     pub aws_calls: Family<ApiLabels, Counter>,
+    /// Events that could not be published, by the API's reason (e.g. `Forbidden`).
+    pub event_errors: Family<ReasonLabels, Counter>,
     pub active_jobs: Gauge,
     pub runs: Family<StateLabels, Gauge>,
     pub duration: Histogram,
@@ -62,6 +64,7 @@ impl Default for Metrics {
         let reconciles = Counter::default();
         let errors = Family::<ReasonLabels, Counter>::default();
         let aws_calls = Family::<ApiLabels, Counter>::default();
+        let event_errors = Family::<ReasonLabels, Counter>::default();
         let active_jobs = Gauge::default();
         let runs = Family::<StateLabels, Gauge>::default();
         let duration = Histogram::new(exponential_buckets(0.01, 2.0, 12));
@@ -100,6 +103,11 @@ impl Default for Metrics {
             errors.clone(),
         );
         registry.register(
+            "event_errors",
+            "Events the controller could not publish, by the API server's reason (Forbidden: its role lacks events create)",
+            event_errors.clone(),
+        );
+        registry.register(
             "aws_calls",
             "AWS Batch and CloudWatch Logs calls by API",
             aws_calls.clone(),
@@ -124,6 +132,7 @@ impl Default for Metrics {
             reconciles,
             errors,
             aws_calls,
+            event_errors,
             active_jobs,
             runs,
             duration,
@@ -149,6 +158,15 @@ impl Metrics {
     pub fn aws_call(&self, api: &str) {
         self.aws_calls
             .get_or_create(&ApiLabels { api: api.into() })
+            .inc();
+    }
+
+    /// Counts one event that could not be published.
+    pub fn event_error(&self, reason: &str) {
+        self.event_errors
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
             .inc();
     }
 

@@ -297,9 +297,14 @@ impl Driver for ClusterDriver<'_> {
                 action: transition.step().to_string(),
                 secondary: None,
             };
-            if let Err(e) = self.recorder.publish(&note, &self.reference).await {
-                tracing::warn!(series = %self.key, error = %e, "cannot publish an event");
-            }
+            publish(
+                &self.recorder,
+                &note,
+                &self.reference,
+                &self.key,
+                &self.ctx.metrics,
+            )
+            .await;
         }
         self.ctx.metrics.set_series(&self.key, Some(status));
         Ok(())
@@ -347,6 +352,35 @@ pub async fn patch_status(
     Ok(())
 }
 
+/// Publishes an event about a series. A failure (say a role without `events create`) is logged
+/// and counted but never fails the reconcile: the status and its conditions still tell what
+/// happened, and the pass goes on.
+async fn publish(
+    recorder: &Recorder,
+    note: &Event,
+    reference: &ObjectReference,
+    series: &str,
+    metrics: &Metrics,
+) {
+    let Err(error) = recorder.publish(note, reference).await else {
+        return;
+    };
+    let reason = match &error {
+        kube::Error::Api(status) if !status.reason.is_empty() => status.reason.clone(),
+        _ => "Unreachable".to_string(),
+    };
+    metrics.event_error(&reason);
+    if reason == "Forbidden" {
+        tracing::warn!(
+            series,
+            %error,
+            "cannot publish an event: the controller's role lacks `create` on events.k8s.io/events (deploy/rbac.yaml grants it)"
+        );
+    } else {
+        tracing::warn!(series, %error, "cannot publish an event");
+    }
+}
+
 /// A failed reconcile is recorded as an Event and on the `Reconciling` condition.
 async fn report_error(series: &SimulationSeries, error: &Error, ctx: &Reconciler) {
     let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
@@ -357,9 +391,14 @@ async fn report_error(series: &SimulationSeries, error: &Error, ctx: &Reconciler
         action: "Reconcile".into(),
         secondary: None,
     };
-    if let Err(e) = recorder.publish(&note, &series.object_ref(&())).await {
-        tracing::warn!(series = %key(series), error = %e, "cannot publish an event");
-    }
+    publish(
+        &recorder,
+        &note,
+        &series.object_ref(&()),
+        &key(series),
+        &ctx.metrics,
+    )
+    .await;
     let mut status = series.status.clone().unwrap_or_default();
     set_condition(
         &mut status.conditions,
@@ -438,9 +477,7 @@ async fn cleanup(series: Arc<SimulationSeries>, ctx: &Reconciler) -> Result<Acti
         action: "Delete".into(),
         secondary: None,
     };
-    if let Err(e) = recorder.publish(&note, &reference).await {
-        tracing::warn!(series = %key(&series), error = %e, "cannot publish an event");
-    }
+    publish(&recorder, &note, &reference, &key(&series), &ctx.metrics).await;
     ctx.metrics.set_series(&key(&series), None);
     Ok(Action::await_change())
 }
