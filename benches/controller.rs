@@ -112,13 +112,8 @@ async fn get_metrics(address: &str) -> String {
 
 /// The controller's writes to a status, from the server's audit log.
 fn status_writes(cluster: &TestCluster) -> usize {
-    let user = format!(
-        "system:serviceaccount:{}:{}",
-        test_cluster::CONTROLLER_NAMESPACE,
-        test_cluster::CONTROLLER_SERVICE_ACCOUNT
-    );
     cluster
-        .audit_events_of(&user)
+        .audit_events_of(&test_cluster::controller_user())
         .iter()
         .filter(|e| e["objectRef"]["subresource"] == "status")
         .filter(|e| !matches!(e["verb"].as_str(), Some("get" | "list" | "watch")))

@@ -234,8 +234,11 @@ fn main() -> ExitCode {
 fn init_logs(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIMSERIES_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // Colours only for a person at a terminal: a log file or a pod's log gets plain text.
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colours)
         .with_env_filter(filter);
     match format {
         LogFormat::Text => logs.init(),

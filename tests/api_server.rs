@@ -5,6 +5,8 @@
 mod common;
 
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use test_cluster::{TestCluster, ok, text};
 
@@ -73,4 +75,151 @@ fn the_generated_crd_is_accepted_and_served() {
         ],
         None,
     ));
+}
+
+/// A port nobody listens on yet, for the controller's metrics.
+fn free_address() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+fn get(address: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(address) else {
+        return String::new();
+    };
+    let _ = write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
+/// The AWS example as a series of `namespace` whose working location is a local folder: the
+/// controller refuses it (Stalled, InvalidSpec) before any AWS call, writing its status and
+/// publishing events.
+fn refused_series(namespace: &str) -> String {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/aws/series.yaml"
+    ))
+    .unwrap();
+    let mut series: serde_json::Value = serde_yaml_ng::from_str(&example).unwrap();
+    series["metadata"]["namespace"] = namespace.into();
+    series["spec"]["context"]["workingLocation"] = "/data/not-s3".into();
+    series.to_string()
+}
+
+/// deploy/'s ClusterRole less its `events create` grant, as a JSON manifest.
+fn role_without_events() -> String {
+    let rbac = include_str!("../deploy/rbac.yaml");
+    let mut role: serde_json::Value = serde_yaml_ng::Deserializer::from_str(rbac)
+        .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+        .find(|doc: &serde_json::Value| doc["kind"] == "ClusterRole")
+        .unwrap();
+    let rules = role["rules"].as_array_mut().unwrap();
+    let before = rules.len();
+    rules.retain(|rule| rule["apiGroups"][0] != "events.k8s.io");
+    assert_eq!(rules.len(), before - 1, "deploy/rbac.yaml grants events");
+    role.to_string()
+}
+
+/// With `events create` taken from its role, the controller still reconciles (the status says
+/// what happened), names the missing permission in its log and metrics, and keeps running;
+/// the least-privilege check of the end-to-end test reports the refusal.
+#[test]
+fn a_role_without_events_create_is_named_and_survived() {
+    let cluster = TestCluster::start();
+    cluster.install_deploy();
+    ok(&cluster.kubectl(&["apply", "-f", "-"], Some(&role_without_events())));
+    cluster.create_namespace("lab");
+    ok(&cluster.kubectl(&["apply", "-f", "-"], Some(&refused_series("lab"))));
+
+    let log = cluster.dir().join("controller.log");
+    let metrics = free_address();
+    let mut controller = Command::new(env!("CARGO_BIN_EXE_simseries"))
+        .args(["controller", "--no-leader-election", "--tenancy", "any"])
+        .args(["--metrics-address", &metrics])
+        .env("KUBECONFIG", cluster.controller_kubeconfig())
+        .env("SIMSERIES_LOG", "info")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-west-2")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let waited = cluster.kubectl(
+        &[
+            "wait",
+            "-n",
+            "lab",
+            "--for=condition=Stalled",
+            "simser/aws-example",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    assert!(waited.status.success(), "{}\n{}", text(&waited), logs());
+    let reason = ok(&cluster.kubectl(
+        &[
+            "get",
+            "-n",
+            "lab",
+            "simser",
+            "aws-example",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Stalled\")].reason}",
+        ],
+        None,
+    ));
+    assert_eq!(reason, "InvalidSpec");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !get(&metrics, "/metrics").contains("simseries_event_errors_total{reason=\"Forbidden\"}")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no event error counted:\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        logs().contains("the controller's role lacks `create` on events.k8s.io/events"),
+        "{}",
+        logs()
+    );
+    assert!(
+        logs().contains("cannot create resource \"events\" in API group \"events.k8s.io\""),
+        "the server's own words are in the log:\n{}",
+        logs()
+    );
+    assert!(!logs().contains('\u{1b}'), "colour codes in a log file");
+    // Still running and ready: a missing grant is no reason to crash-loop.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(controller.try_wait().unwrap().is_none(), "{}", logs());
+    assert!(get(&metrics, "/readyz").starts_with("HTTP/1.1 200"));
+    let _ = controller.kill();
+    let _ = controller.wait();
+
+    // The least-privilege check sees the refusal.
+    let audited = cluster.audit_events_of(&test_cluster::controller_user());
+    let report =
+        common::privileges::rbac_report(&audited, &common::privileges::deploy_rbac_grants());
+    assert!(
+        report
+            .refused
+            .iter()
+            .any(|a| a.group == "events.k8s.io" && a.resource == "events" && a.verb == "create"),
+        "{report:?}"
+    );
 }

@@ -353,55 +353,29 @@ fn check_least_privilege(cluster: &Cluster, moto: &Moto) {
     let Some(local) = &cluster.local else {
         return;
     };
-    let rbac: Vec<serde_json::Value> =
-        serde_yaml_ng::Deserializer::from_str(include_str!("../deploy/rbac.yaml"))
-            .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
-            .collect::<Vec<serde_json::Value>>();
-    let rules: Vec<serde_json::Value> = rbac
-        .iter()
-        .filter(|doc| doc["kind"] == "ClusterRole" || doc["kind"] == "Role")
-        .flat_map(|doc| doc["rules"].as_array().cloned().unwrap_or_default())
-        .collect();
-    let grants = privileges::grants_of(&rules);
     // What the server's audit log says the controller's ServiceAccount did.
-    let requests = local.audit_events_of(&controller_user());
+    let requests = local.audit_events_of(&test_cluster::controller_user());
     assert!(!requests.is_empty(), "no request of the controller audited");
-    let refused: Vec<&serde_json::Value> = requests
+    let report = privileges::rbac_report(&requests, &privileges::deploy_rbac_grants());
+    assert!(
+        report.refused.is_empty(),
+        "the server refused the controller (deploy/rbac.yaml lacks a grant): {:?}",
+        report.refused
+    );
+    assert!(
+        report.ungranted.is_empty(),
+        "deploy/rbac.yaml does not allow {:?}",
+        report.ungranted
+    );
+    let unused: Vec<&String> = report
+        .unused
         .iter()
-        .filter(|e| e["responseStatus"]["code"] == 403)
+        .filter(|g| !unexercised.contains(&g.as_str()))
         .collect();
     assert!(
-        refused.is_empty(),
-        "the server refused the controller (deploy/rbac.yaml lacks a grant): {refused:?}"
+        unused.is_empty(),
+        "deploy/rbac.yaml grants {unused:?}, which the controller never used"
     );
-    let accesses: std::collections::BTreeSet<privileges::ApiAccess> = requests
-        .iter()
-        .filter_map(privileges::audited_access)
-        .collect();
-    for access in &accesses {
-        assert!(
-            grants.iter().any(|g| privileges::allows(g, access)),
-            "deploy/rbac.yaml does not allow {access:?}"
-        );
-    }
-    for grant in &grants {
-        let (group, resource, verb, _) = grant;
-        let name = format!("{group}/{resource} {verb}");
-        let used = accesses.iter().any(|a| privileges::allows(grant, a));
-        assert!(
-            used || unexercised.contains(&name.as_str()),
-            "deploy/rbac.yaml grants {name}, which the controller never used"
-        );
-    }
-}
-
-/// The user the controller is on the test's control plane: deploy/'s ServiceAccount.
-fn controller_user() -> String {
-    format!(
-        "system:serviceaccount:{}:{}",
-        test_cluster::CONTROLLER_NAMESPACE,
-        test_cluster::CONTROLLER_SERVICE_ACCOUNT
-    )
 }
 
 /// The controller's AWS secret in this test, searched for wherever the controller writes.
@@ -462,6 +436,30 @@ fn jsonpath(cluster: &Cluster, path: &str) -> String {
         ],
         None,
     ))
+}
+
+/// The health Flux and Argo CD compute for a live series (kstatus), e.g. `Current`.
+fn health(cluster: &Cluster, name: &str) -> String {
+    let object = ok(&cluster.ns_kubectl(&["get", "simser", name, "-o", "json"], None));
+    let computed = test_cluster::kstatus(&object);
+    computed
+        .split_once(':')
+        .map_or(computed.clone(), |(status, _)| status.to_string())
+}
+
+/// `kubectl apply --server-side` of a series, as Flux (and Argo CD with ServerSideApply)
+/// applies it: the user's field manager beside the controller's status writes.
+fn apply_server_side(cluster: &Cluster, yaml: &str) {
+    ok(&cluster.kubectl(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=gitops",
+            "-f",
+            "-",
+        ],
+        Some(yaml),
+    ));
 }
 
 fn jobs_named(moto: &Moto, queue: &str, name: &str) -> Vec<(String, i32)> {
@@ -597,6 +595,8 @@ async fn scenario(cluster: Cluster) {
         ),
         "False OutputsMissing"
     );
+    // Stalled (OutputsMissing) reads as Failed to GitOps tools: nothing more happens by itself.
+    assert_eq!(health(&cluster, "aws-example"), "Failed");
     let ready = jsonpath(
         &cluster,
         "{.status.conditions[?(@.type==\"Ready\")].message}",
@@ -809,15 +809,15 @@ async fn scenario(cluster: Cluster) {
         )),
         "{stalled}"
     );
+    assert_eq!(health(&cluster, "outsider"), "Failed");
     ok(&cluster.ns_kubectl(&["delete", "simser", "outsider", "--timeout=60s"], None));
 
     // The model's outputs appear; adding a seed (a new generation) runs only the new runs.
     let date = jsonpath(&cluster, "{.status.pass.date}");
     write_outputs(moto, &bucket, &date, &runs(0..3)).await;
-    ok(&cluster.kubectl(
-        &["apply", "-f", "-"],
-        Some(&series(&bucket, &queue, &ns, 0..4, 1)),
-    ));
+    // From here on the spec is applied server-side, by a manager of its own: the controller's
+    // status writes (another manager, the status subresource) never conflict with it.
+    apply_server_side(&cluster, &series(&bucket, &queue, &ns, 0..4, 1));
     wait_series(
         &cluster,
         &controller,
@@ -839,15 +839,13 @@ async fn scenario(cluster: Cluster) {
 
     // A restart in the middle of a pass resumes it without submitting again.
     write_outputs(moto, &bucket, &date, &runs(3..4)).await;
-    ok(&cluster.kubectl(
-        &["apply", "-f", "-"],
-        Some(&series(&bucket, &queue, &ns, 0..5, 6)),
-    ));
+    apply_server_side(&cluster, &series(&bucket, &queue, &ns, 0..5, 6));
     wait_series(
         &cluster,
         &controller,
         "--for=jsonpath={.status.phase}=Running",
     );
+    assert_eq!(health(&cluster, "aws-example"), "InProgress");
     let id = jsonpath(&cluster, "{.status.pass.groups[0].jobs[0].id}");
     assert!(!id.is_empty());
     write_model_logs(moto, &id, 2).await;
@@ -951,6 +949,16 @@ async fn scenario(cluster: Cluster) {
     );
     wait_series(&cluster, &controller, "--for=condition=Ready");
     assert_eq!(jsonpath(&cluster, "{.status.phase}"), "Complete");
+    assert_eq!(health(&cluster, "aws-example"), "Current");
+    // The same spec applied again by its manager: no conflict, no new generation.
+    let generation = jsonpath(&cluster, "{.metadata.generation}");
+    apply_server_side(&cluster, &series(&bucket, &queue, &ns, 0..5, 6));
+    assert_eq!(jsonpath(&cluster, "{.metadata.generation}"), generation);
+    let managers = jsonpath(&cluster, "{.metadata.managedFields[*].manager}");
+    for manager in ["gitops", "simseries"] {
+        assert!(managers.contains(manager), "{manager} not in {managers}");
+    }
+    assert_eq!(health(&cluster, "aws-example"), "Current");
     assert_eq!(jsonpath(&cluster, "{.status.progress}"), "10/10");
 
     let object = ok(&cluster.ns_kubectl(&["get", "simser", "aws-example", "-o", "yaml"], None));

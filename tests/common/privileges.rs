@@ -232,3 +232,57 @@ pub fn allows(grant: &(String, String, String, Vec<String>), access: &ApiAccess)
         && *verb == access.verb
         && (names.is_empty() || access.name.as_ref().is_some_and(|n| names.contains(n)))
 }
+
+/// The (group, resource, verb, resourceNames) grants of deploy/rbac.yaml's roles.
+pub fn deploy_rbac_grants() -> Vec<(String, String, String, Vec<String>)> {
+    let rbac: Vec<Value> =
+        serde_yaml_ng::Deserializer::from_str(include_str!("../../deploy/rbac.yaml"))
+            .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+            .collect();
+    let rules: Vec<Value> = rbac
+        .iter()
+        .filter(|doc| doc["kind"] == "ClusterRole" || doc["kind"] == "Role")
+        .flat_map(|doc| doc["rules"].as_array().cloned().unwrap_or_default())
+        .collect();
+    grants_of(&rules)
+}
+
+/// A user's audited requests held against RBAC grants.
+#[derive(Debug, Default)]
+pub struct RbacReport {
+    /// Requests the server refused (403): a grant the roles lack.
+    pub refused: Vec<ApiAccess>,
+    /// Requests no grant allows (answered all the same, e.g. by another role).
+    pub ungranted: Vec<ApiAccess>,
+    /// Grants no request used, as `group/resource verb`.
+    pub unused: Vec<String>,
+}
+
+/// Compares what the audit log shows a user did with what `grants` allow.
+pub fn rbac_report(
+    audited: &[Value],
+    grants: &[(String, String, String, Vec<String>)],
+) -> RbacReport {
+    let mut report = RbacReport::default();
+    let mut accesses = BTreeSet::new();
+    for event in audited {
+        let Some(access) = audited_access(event) else {
+            continue;
+        };
+        if event["responseStatus"]["code"] == 403 {
+            report.refused.push(access.clone());
+        }
+        accesses.insert(access);
+    }
+    report.ungranted = accesses
+        .iter()
+        .filter(|a| !grants.iter().any(|g| allows(g, a)))
+        .cloned()
+        .collect();
+    report.unused = grants
+        .iter()
+        .filter(|g| !accesses.iter().any(|a| allows(g, a)))
+        .map(|(group, resource, verb, _)| format!("{group}/{resource} {verb}"))
+        .collect();
+    report
+}

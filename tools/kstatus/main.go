@@ -5,7 +5,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -19,11 +18,12 @@ func main() {
 	if err != nil {
 		fail("reading standard input: %v", err)
 	}
-	var object map[string]interface{}
-	if err := json.Unmarshal(raw, &object); err != nil {
-		fail("standard input is not one JSON object: %v", err)
+	// Decoded as the API machinery decodes objects (integers as int64, as kstatus expects).
+	object := &unstructured.Unstructured{}
+	if err := object.UnmarshalJSON(raw); err != nil {
+		fail("standard input is not one Kubernetes object: %v", err)
 	}
-	result, err := status.Compute(&unstructured.Unstructured{Object: object})
+	result, err := status.Compute(object)
 	if err != nil {
 		fail("computing the status: %v", err)
 	}

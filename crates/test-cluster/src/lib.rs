@@ -28,6 +28,11 @@ use serde_json::Value;
 pub const CONTROLLER_NAMESPACE: &str = "simseries-system";
 pub const CONTROLLER_SERVICE_ACCOUNT: &str = "simseries-controller";
 
+/// The user name the controller has: deploy/'s ServiceAccount.
+pub fn controller_user() -> String {
+    format!("system:serviceaccount:{CONTROLLER_NAMESPACE}:{CONTROLLER_SERVICE_ACCOUNT}")
+}
+
 /// The folder holding kube-apiserver, kubectl, etcd and kstatus: `SIMSERIES_K8S_TOOLS` (set by
 /// scripts/test.sh), else what scripts/k8s-tools.sh builds or finds in its cache.
 pub fn tools() -> &'static Path {
