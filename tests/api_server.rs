@@ -223,3 +223,173 @@ fn a_role_without_events_create_is_named_and_survived() {
         "{report:?}"
     );
 }
+
+/// The AWS example with one edit, as JSON for `kubectl apply -f -`.
+fn example_with(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/aws/series.yaml"
+    ))
+    .unwrap();
+    let mut series: serde_json::Value = serde_yaml_ng::from_str(&example).unwrap();
+    edit(&mut series);
+    series.to_string()
+}
+
+type Edit = fn(&mut serde_json::Value);
+
+/// Bad series, each with what the server's refusal must say: the field and the rule.
+const REFUSED: &[(&str, Edit, &[&str])] = &[
+    (
+        "retries past its bound",
+        |s| s["spec"]["parameters"]["retries"] = 100_001.into(),
+        &["spec.parameters.retries", "less than or equal to 100000"],
+    ),
+    (
+        "retryDelay past a week",
+        |s| s["spec"]["parameters"]["retryDelay"] = 604_801.into(),
+        &["spec.parameters.retryDelay", "less than or equal to 604800"],
+    ),
+    (
+        "seedsPerJob 0",
+        |s| s["spec"]["parameters"]["seedsPerJob"] = 0.into(),
+        &["spec.parameters.seedsPerJob", "greater than or equal to 1"],
+    ),
+    (
+        "timeoutSeconds under AWS Batch's minimum",
+        |s| s["spec"]["parameters"]["timeoutSeconds"] = 30.into(),
+        &[
+            "spec.parameters.timeoutSeconds",
+            "AWS Batch takes at least 60 seconds",
+        ],
+    ),
+    (
+        "spotRetries past AWS Batch's attempts",
+        |s| s["spec"]["parameters"]["spotRetries"] = 10.into(),
+        &["spec.parameters.spotRetries", "give 0 to 9"],
+    ),
+    (
+        "schedulingPriority past AWS Batch's",
+        |s| s["spec"]["parameters"]["schedulingPriority"] = 10_000.into(),
+        &["spec.parameters.schedulingPriority", "give 0 to 9999"],
+    ),
+    (
+        "a negative vcpuHourPrice",
+        |s| s["spec"]["parameters"]["vcpuHourPrice"] = (-1.0).into(),
+        &["spec.parameters.vcpuHourPrice", "price of one vCPU-hour"],
+    ),
+    (
+        "no extensions",
+        |s| s["spec"]["series"]["extensions"] = serde_json::json!([]),
+        &["spec.series.extensions", "at least 1 items"],
+    ),
+    (
+        "an extension twice",
+        |s| s["spec"]["series"]["extensions"] = serde_json::json!(["CELLS.csv", "CELLS.csv"]),
+        &["spec.series.extensions[1]", "Duplicate value"],
+    ),
+    (
+        "two conditions with one key",
+        |s| s["spec"]["series"]["conditions"][1]["key"] = "LOW".into(),
+        &["spec.series.conditions[1]", "Duplicate value"],
+    ),
+    (
+        "group _ beside named groups",
+        |s| s["spec"]["series"]["groups"] = serde_json::json!({"_": "", "A": ""}),
+        &[
+            "spec.series.groups",
+            "group `_` already holds every condition",
+        ],
+    ),
+    (
+        "an empty groups map",
+        |s| s["spec"]["series"]["groups"] = serde_json::json!({}),
+        &["spec.series.groups", "at least 1 properties"],
+    ),
+    (
+        "more runs than a series may plan",
+        |s| {
+            s["spec"]["series"]["seeds"] = (0..10_000).collect::<Vec<u32>>().into();
+            s["spec"]["series"]["conditions"] = (0..1_001)
+                .map(|i| serde_json::json!({"key": format!("C{i}")}))
+                .collect::<Vec<_>>()
+                .into();
+        },
+        &["spec.series", "at most 10000000 runs"],
+    ),
+    (
+        "a misspelt field",
+        |s| s["spec"]["parameters"]["spotRetires"] = 2.into(),
+        &["unknown field \"spec.parameters.spotRetires\""],
+    ),
+];
+
+/// `kubectl apply` of a bad series is refused by the API server with the field and the rule,
+/// before any controller sees it; the good one beside them is taken, with the schema's
+/// defaults filled in.
+#[test]
+fn the_api_server_refuses_bad_series_naming_the_field() {
+    let cluster = TestCluster::start();
+    ok(&cluster.kubectl(&["apply", "-f", CRD], None));
+    ok(&cluster.kubectl(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/simulationseries.simseries.io",
+            "--timeout=30s",
+        ],
+        None,
+    ));
+    for (what, edit, words) in REFUSED {
+        let refused = cluster.kubectl(&["apply", "-f", "-"], Some(&example_with(edit)));
+        assert!(!refused.status.success(), "{what}: accepted");
+        for word in *words {
+            assert!(
+                text(&refused).contains(word),
+                "{what}: {word:?} not in:\n{}",
+                text(&refused)
+            );
+        }
+    }
+    let none = cluster.kubectl(&["get", "simser", "-A", "-o", "name"], None);
+    assert_eq!(ok(&none), "", "a bad series was stored");
+
+    // The example itself is taken, and the schema's defaults are filled in by the server.
+    ok(&cluster.kubectl(&["apply", "-f", "-"], Some(&example_with(|_| {}))));
+    let stored = ok(&cluster.kubectl(
+        &[
+            "get",
+            "simser",
+            "aws-example",
+            "-o",
+            "jsonpath={.spec.parameters.seedsPerJob} {.spec.parameters.saveLogs} {.spec.series.inits}",
+        ],
+        None,
+    ));
+    assert_eq!(stored, "1 true []");
+
+    // A client that does not ask for strict field validation gets an unknown field pruned,
+    // with a warning, never stored.
+    let warned = cluster.kubectl(
+        &["apply", "--validate=warn", "-f", "-"],
+        Some(&example_with(|s| {
+            s["spec"]["parameters"]["spotRetires"] = 2.into()
+        })),
+    );
+    assert!(
+        text(&warned).contains("unknown field \"spec.parameters.spotRetires\""),
+        "{}",
+        text(&warned)
+    );
+    let parameters = ok(&cluster.kubectl(
+        &[
+            "get",
+            "simser",
+            "aws-example",
+            "-o",
+            "jsonpath={.spec.parameters}",
+        ],
+        None,
+    ));
+    assert!(!parameters.contains("spotRetires"), "{parameters}");
+}

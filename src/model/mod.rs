@@ -2,6 +2,7 @@
 //! validation, the status it resumes from, the naming contract of keys and folders, and the
 //! types the decision and its adapters exchange. It imports nothing else of simseries.
 
+pub mod bounds;
 pub mod crd;
 pub mod layout;
 pub mod location;

@@ -5,11 +5,15 @@
 //! schema can express; cross-field rules live in [`crate::model::validate`].
 
 use indexmap::IndexMap;
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::model::bounds::{
+    MAX_EXTENSIONS, MAX_RUNS, MAX_SCHEDULING_PRIORITY, MAX_SEEDS, MAX_SPOT_RETRIES,
+    MAX_VCPU_HOUR_PRICE, MIN_TIMEOUT_SECONDS,
+};
 use crate::model::status::SimulationSeriesStatus;
 
 /// The largest seed: run keys zero-pad seeds to four digits.
@@ -171,8 +175,11 @@ impl ManifestSource {
 }
 
 /// The sweep: conditions x seeds, the outputs a complete run has, init files and groups.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+// Rules across fields, checked by the API server (CEL) as by `validate`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(format!("self.conditions.size() * self.seeds.size() <= {MAX_RUNS}")).message(Message::Message(format!("conditions x seeds may plan at most {MAX_RUNS} runs; split the series into several series"))))]
+#[x_kube(validation = Rule::new("!has(self.groups) || !('_' in self.groups) || size(self.groups) == 1").message("group `_` already holds every condition and cannot be combined with named groups; remove `_` or the other groups").field_path(".groups"))]
 pub struct Series {
     /// Series name: prefix of every run key (`{name}_{conditionKey}_{seed:04}`) and the folder
     /// of the series in the working location. Letters, digits, `_` and `-`.
@@ -186,7 +193,7 @@ pub struct Series {
     #[schemars(length(min = 1))]
     pub template_key: String,
     /// Random seeds, each from 0 to 9999; every condition runs once per seed.
-    #[schemars(length(min = 1), inner(range(min = 0, max = 9999)))]
+    #[schemars(length(min = 1, max = MAX_SEEDS), inner(range(min = 0, max = 9999)))]
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub seeds: Vec<u32>,
     /// Conditions of the sweep. Each has a unique `key`, an optional `group`, and any further
@@ -195,9 +202,10 @@ pub struct Series {
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key"]))]
     pub conditions: Vec<Condition>,
     /// Output file extensions every complete run has (e.g. `CELLS.tar.xz`): a run with only some
-    /// of them is incomplete and runs again. At least one.
-    #[schemars(length(min = 1))]
+    /// of them is incomplete and runs again. At least one, each listed once.
+    #[schemars(length(min = 1, max = MAX_EXTENSIONS))]
     #[schemars(inner(regex(pattern = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$")))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub extensions: Vec<String>,
     /// Init files copied into the dated folder for the seeds that run.
     #[serde(default)]
@@ -258,7 +266,7 @@ pub struct Init {
 }
 
 /// The model and the job lifecycle.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Parameters {
     /// Model name. `ARCADE` (any case) packs seed ranges of several conditions into one input;
@@ -303,18 +311,22 @@ pub struct Parameters {
     /// AWS Batch: times a child is tried again when its Spot host is reclaimed (0 to 9; 0, the
     /// default, never). Failures of the model itself are never retried.
     #[serde(default, skip_serializing_if = "is_zero")]
+    #[x_kube(validation = Rule::new(format!("self <= {MAX_SPOT_RETRIES}")).message(Message::Message(format!("give 0 to {MAX_SPOT_RETRIES}: AWS Batch tries a job at most 10 times"))))]
     pub spot_retries: u32,
     /// AWS Batch: seconds each attempt of a child may run before AWS stops it (at least 60;
     /// default: no limit). Beside it, `retries` x `retryDelay` bounds the whole pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(format!("self >= {MIN_TIMEOUT_SECONDS}")).message(Message::Message(format!("AWS Batch takes at least {MIN_TIMEOUT_SECONDS} seconds"))))]
     pub timeout_seconds: Option<u64>,
     /// AWS Batch, fair-share queues: the scheduling priority of the series' jobs (0 to 9999;
     /// higher runs first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(format!("self <= {MAX_SCHEDULING_PRIORITY}")).message(Message::Message(format!("give 0 to {MAX_SCHEDULING_PRIORITY}"))))]
     pub scheduling_priority: Option<u32>,
     /// AWS Batch: your price of one vCPU-hour (any currency, e.g. 0.0425). With it the status
     /// and the run summary give an estimated cost of each pass beside its vCPU-hours.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(format!("self >= 0.0 && self <= {MAX_VCPU_HOUR_PRICE:.1}")).message(Message::Message(format!("give the price of one vCPU-hour, 0 to {MAX_VCPU_HOUR_PRICE}"))))]
     pub vcpu_hour_price: Option<f64>,
 }
 
@@ -333,7 +345,8 @@ fn groups_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "type": "object",
         "description": "Groups in processing order: group name -> description, or null to skip the group. Each named group runs the conditions whose `group` is its name, as its own job(s). Default: the single group `_`, which runs every condition.",
-        "additionalProperties": {"type": "string", "nullable": true}
+        "additionalProperties": {"type": "string", "nullable": true},
+        "minProperties": 1
     })
 }
 
