@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Fuzzes the manifest reader, the template renderer and the spec decoding with cargo-fuzz
-# (libFuzzer, nightly toolchain), each for a bounded time: no panic, no hang, bounded memory.
+# (libFuzzer), each for a bounded time: no panic, no hang, bounded memory. On the nightly
+# toolchain when one is installed; otherwise on stable with RUSTC_BOOTSTRAP=1 (cargo-fuzz's
+# unstable flags) and without AddressSanitizer, whose runtime only nightly ships.
 #   scripts/fuzz.sh            # 60 s per target
 #   scripts/fuzz.sh 600        # 10 min per target
 #   scripts/fuzz.sh 60 spec    # one target
+# FUZZ_TOOLCHAIN=stable takes the stable path even where nightly is installed.
 # FUZZ_SANITIZER=none skips AddressSanitizer (the code is safe Rust), FUZZ_DEV=1 builds without
 # optimisations: both build faster (CI uses them for its short run) and fuzz slower.
 # Findings land in fuzz/artifacts/<target>/; replay one with
@@ -18,11 +21,15 @@ if [ ${#targets[@]} -eq 0 ]; then
     targets=(manifest template spec)
 fi
 
-if ! cargo +nightly --version >/dev/null 2>&1; then
-    echo "the nightly toolchain is missing (cargo +nightly); cargo-fuzz needs it" >&2
-    exit 1
+toolchain=(+nightly)
+sanitizer="${FUZZ_SANITIZER:-address}"
+if [ "${FUZZ_TOOLCHAIN:-}" = stable ] || ! cargo +nightly --version >/dev/null 2>&1; then
+    echo "fuzzing on the stable toolchain (no nightly, or FUZZ_TOOLCHAIN=stable): RUSTC_BOOTSTRAP=1, no sanitizer" >&2
+    toolchain=()
+    sanitizer=none
+    export RUSTC_BOOTSTRAP=1
 fi
-if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+if ! cargo "${toolchain[@]}" fuzz --version >/dev/null 2>&1; then
     echo "installing cargo-fuzz" >&2
     cargo install cargo-fuzz --locked --quiet
 fi
@@ -35,7 +42,7 @@ for target in "${targets[@]}"; do
     # -timeout: one input taking longer than 10 s is a finding (a hang).
     profile=()
     if [ "${FUZZ_DEV:-0}" = 1 ]; then profile=(--dev); fi
-    cargo +nightly fuzz run "${profile[@]}" --sanitizer "${FUZZ_SANITIZER:-address}" "$target" "$corpus" "fuzz/seeds/$target" -- \
+    cargo "${toolchain[@]}" fuzz run "${profile[@]}" --sanitizer "$sanitizer" "$target" "$corpus" "fuzz/seeds/$target" -- \
         -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -max_len=65536 \
         -print_final_stats=1 2>&1 | tee "target/fuzz-$target.log" | grep -E "^(#[0-9]+ +DONE|stat::|==|SUMMARY|Done)" || true
     if ! grep -q "Done [0-9]* runs" "target/fuzz-$target.log"; then

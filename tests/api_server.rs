@@ -49,6 +49,11 @@ fn the_fixture_enforces_rbac_and_leaves_nothing_behind() {
 
     let pids = cluster.server_pids();
     drop(cluster);
+    assert_stopped(&pids, &dir);
+}
+
+/// Neither process runs any more and the folder is gone.
+fn assert_stopped(pids: &[u32], dir: &Path) {
     for pid in pids {
         assert!(
             !Path::new(&format!("/proc/{pid}")).exists()
@@ -58,6 +63,19 @@ fn the_fixture_enforces_rbac_and_leaves_nothing_behind() {
         );
     }
     assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+#[test]
+fn a_panicking_test_still_stops_its_cluster() {
+    let seen = std::sync::Mutex::new(None);
+    let outcome = std::panic::catch_unwind(|| {
+        let cluster = TestCluster::start();
+        *seen.lock().unwrap() = Some((cluster.server_pids(), cluster.dir().to_path_buf()));
+        panic!("a failing assertion");
+    });
+    assert!(outcome.is_err());
+    let (pids, dir) = seen.lock().unwrap().take().unwrap();
+    assert_stopped(&pids, &dir);
 }
 
 /// The CRD installs as generated (the real server checks it is structural and that its CEL

@@ -269,6 +269,14 @@ impl Drop for Controller {
     }
 }
 
+/// A counter's value in a metrics answer.
+fn counter(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 fn wait_for(what: &str, mut check: impl FnMut() -> bool, controller: &Controller) {
     let deadline = Instant::now() + Duration::from_secs(90);
     while !tokio::task::block_in_place(&mut check) {
@@ -858,8 +866,33 @@ async fn scenario(cluster: Cluster) {
         metrics.contains("simseries_reconciliations_total"),
         "{metrics}"
     );
+    // A second replica beside the leader, as deploy/'s two replicas run: ready, but it
+    // reconciles nothing while replica-a holds the Lease.
+    let standby = Controller::start(&cluster, moto, &dir, "replica-b");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        counter(&standby.get("/metrics"), "simseries_reconciliations_total"),
+        Some(0.0),
+        "the standby reconciled while the leader held the Lease:\n{}",
+        standby.logs()
+    );
+    assert_eq!(
+        ok(&cluster.kubectl(
+            &[
+                "-n",
+                &cluster.lease_namespace,
+                "get",
+                "lease",
+                "simseries-controller",
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ],
+            None,
+        )),
+        "replica-a"
+    );
     controller.kill();
-    let controller = Controller::start(&cluster, moto, &dir, "replica-b");
+    let controller = standby;
     wait_series(
         &cluster,
         &controller,
