@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 
 use test_cluster::{TestCluster, ok, text};
 
-const CRD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/simulationseries.yaml");
-
 #[test]
 fn the_fixture_enforces_rbac_and_leaves_nothing_behind() {
     let cluster = TestCluster::start();
@@ -83,40 +81,7 @@ fn a_panicking_test_still_stops_its_cluster() {
 #[test]
 fn the_generated_crd_is_accepted_and_served() {
     let cluster = TestCluster::start();
-    ok(&cluster.kubectl(&["apply", "-f", CRD], None));
-    ok(&cluster.kubectl(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/simulationseries.simseries.io",
-            "--timeout=30s",
-        ],
-        None,
-    ));
-}
-
-/// A port nobody listens on yet, for the controller's metrics.
-fn free_address() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("127.0.0.1:{port}")
-}
-
-fn get(address: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(address) else {
-        return String::new();
-    };
-    let _ = write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    );
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    answer
+    cluster.install_crd();
 }
 
 /// The AWS example as a series of `namespace` whose working location is a local folder: the
@@ -160,7 +125,7 @@ fn a_role_without_events_create_is_named_and_survived() {
     ok(&cluster.kubectl(&["apply", "-f", "-"], Some(&refused_series("lab"))));
 
     let log = cluster.dir().join("controller.log");
-    let metrics = free_address();
+    let metrics = common::free_address();
     let mut controller = Command::new(env!("CARGO_BIN_EXE_simseries"))
         .args(["controller", "--no-leader-election", "--tenancy", "any"])
         .args(["--metrics-address", &metrics])
@@ -202,7 +167,8 @@ fn a_role_without_events_create_is_named_and_survived() {
     assert_eq!(reason, "InvalidSpec");
 
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !get(&metrics, "/metrics").contains("simseries_event_errors_total{reason=\"Forbidden\"}")
+    while !common::http_get(&metrics, "/metrics")
+        .contains("simseries_event_errors_total{reason=\"Forbidden\"}")
     {
         assert!(
             Instant::now() < deadline,
@@ -225,7 +191,7 @@ fn a_role_without_events_create_is_named_and_survived() {
     // Still running and ready: a missing grant is no reason to crash-loop.
     std::thread::sleep(Duration::from_secs(2));
     assert!(controller.try_wait().unwrap().is_none(), "{}", logs());
-    assert!(get(&metrics, "/readyz").starts_with("HTTP/1.1 200"));
+    assert!(common::http_get(&metrics, "/readyz").starts_with("HTTP/1.1 200"));
     let _ = controller.kill();
     let _ = controller.wait();
 
@@ -348,16 +314,7 @@ const REFUSED: &[(&str, Edit, &[&str])] = &[
 #[test]
 fn the_api_server_refuses_bad_series_naming_the_field() {
     let cluster = TestCluster::start();
-    ok(&cluster.kubectl(&["apply", "-f", CRD], None));
-    ok(&cluster.kubectl(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/simulationseries.simseries.io",
-            "--timeout=30s",
-        ],
-        None,
-    ));
+    cluster.install_crd();
     for (what, edit, words) in REFUSED {
         let refused = cluster.kubectl(&["apply", "-f", "-"], Some(&example_with(edit)));
         assert!(!refused.status.success(), "{what}: accepted");

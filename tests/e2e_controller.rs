@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -16,7 +14,7 @@ use common::aws_run::check_batch_options;
 use common::fixtures::Fixture;
 use common::moto::{self, Moto};
 use common::{privileges, temp_dir};
-use test_cluster::TestCluster;
+use test_cluster::{TestCluster, ok, text};
 
 const CRD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/simulationseries.yaml");
 
@@ -82,29 +80,7 @@ impl Cluster {
 
     /// Runs kubectl (blocking; the tests use a multi-thread runtime).
     fn kubectl(&self, args: &[&str], input: Option<&str>) -> Output {
-        let mut command = self.kubectl_command(args);
-        let run = || {
-            let mut child = command
-                .stdin(if input.is_some() {
-                    Stdio::piped()
-                } else {
-                    Stdio::null()
-                })
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("kubectl runs");
-            if let Some(input) = input {
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(input.as_bytes())
-                    .unwrap();
-            }
-            child.wait_with_output().unwrap()
-        };
-        tokio::task::block_in_place(run)
+        test_cluster::run_with_input(self.kubectl_command(args), input)
     }
 
     fn ns_kubectl(&self, args: &[&str], input: Option<&str>) -> Output {
@@ -112,19 +88,6 @@ impl Cluster {
         all.extend_from_slice(args);
         self.kubectl(&all, input)
     }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn ok(output: &Output) -> String {
-    assert!(output.status.success(), "kubectl failed: {}", text(output));
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// The kubectl plugin as a user installs it: the binary linked as `kubectl-simseries` in a
@@ -180,19 +143,11 @@ impl Controller {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Controller {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let metrics = common::free_address();
         let log = dir.join(format!("{name}.log"));
         let mut command = Command::new(env!("CARGO_BIN_EXE_simseries"));
         command
-            .args([
-                "controller",
-                "--metrics-address",
-                &format!("127.0.0.1:{port}"),
-            ])
+            .args(["controller", "--metrics-address", &metrics])
             .args([
                 "--lease-namespace",
                 &cluster.lease_namespace,
@@ -217,7 +172,7 @@ impl Controller {
         }
         let controller = Controller {
             child: command.spawn().unwrap(),
-            metrics: format!("127.0.0.1:{port}"),
+            metrics,
             log,
         };
         wait_for(
@@ -229,16 +184,7 @@ impl Controller {
     }
 
     fn get(&self, path: &str) -> String {
-        let Ok(mut stream) = TcpStream::connect(&self.metrics) else {
-            return String::new();
-        };
-        let _ = write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        );
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        answer
+        common::http_get(&self.metrics, path)
     }
 
     fn logs(&self) -> String {
@@ -330,7 +276,7 @@ const UNEXERCISED: &[(&str, &str)] = &[
     ),
     (
         "batch:ListJobs",
-        "only a submission after a restart or a failed call looks for its job by name; an unbroken pass never does (the crash tests adopt one)",
+        "only a submission after a restart or a failed call looks for its job by name: this scenario's passes never do, the crash test beside it (on the same moto, so in the recording when both run) does",
     ),
     (
         "events.k8s.io/events patch",
@@ -441,6 +387,22 @@ fn jsonpath(cluster: &Cluster, path: &str) -> String {
             "aws-example",
             "-o",
             &format!("jsonpath={path}"),
+        ],
+        None,
+    ))
+}
+
+/// Who holds the controller's Lease.
+fn lease_holder(cluster: &Cluster) -> String {
+    ok(&cluster.kubectl(
+        &[
+            "-n",
+            &cluster.lease_namespace,
+            "get",
+            "lease",
+            "simseries-controller",
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
         ],
         None,
     ))
@@ -876,21 +838,7 @@ async fn scenario(cluster: Cluster) {
         "the standby reconciled while the leader held the Lease:\n{}",
         standby.logs()
     );
-    assert_eq!(
-        ok(&cluster.kubectl(
-            &[
-                "-n",
-                &cluster.lease_namespace,
-                "get",
-                "lease",
-                "simseries-controller",
-                "-o",
-                "jsonpath={.spec.holderIdentity}",
-            ],
-            None,
-        )),
-        "replica-a"
-    );
+    assert_eq!(lease_holder(&cluster), "replica-a");
     controller.kill();
     let controller = standby;
     wait_series(
@@ -930,21 +878,7 @@ async fn scenario(cluster: Cluster) {
         !metrics.contains("simseries_aws_calls_total{api=\"SubmitJob\"}"),
         "the new replica submitted nothing:\n{metrics}"
     );
-    {
-        let lease = ok(&cluster.kubectl(
-            &[
-                "-n",
-                &cluster.lease_namespace,
-                "get",
-                "lease",
-                "simseries-controller",
-                "-o",
-                "jsonpath={.spec.holderIdentity}",
-            ],
-            None,
-        ));
-        assert_eq!(lease, "replica-b");
-    }
+    assert_eq!(lease_holder(&cluster), "replica-b");
 
     // A changed rerun annotation starts a pass of the unchanged spec: what is still missing.
     ok(&cluster.ns_kubectl(

@@ -149,3 +149,29 @@ pub mod aws_run;
 pub mod fake_batch;
 pub mod fault_proxy;
 pub mod privileges;
+
+/// `127.0.0.1:PORT` with a port nobody listens on yet (for a server the test starts).
+pub fn free_address() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// The whole answer (status line, headers, body) to `GET path` at `address`; empty when
+/// nothing answers.
+pub fn http_get(address: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(address) else {
+        return String::new();
+    };
+    let _ = write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}

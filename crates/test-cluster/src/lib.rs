@@ -460,6 +460,17 @@ users:
     pub fn install_deploy(&self) {
         let deploy = workspace().join("deploy");
         ok(&self.kubectl(&["apply", "-k", deploy.to_str().unwrap()], None));
+        self.wait_crd_established();
+    }
+
+    /// Installs the CRD alone (crds/simulationseries.yaml) and waits until it is established.
+    pub fn install_crd(&self) {
+        let crd = workspace().join("crds/simulationseries.yaml");
+        ok(&self.kubectl(&["apply", "-f", crd.to_str().unwrap()], None));
+        self.wait_crd_established();
+    }
+
+    fn wait_crd_established(&self) {
         ok(&self.kubectl(
             &[
                 "wait",
@@ -489,7 +500,9 @@ impl Drop for TestCluster {
     }
 }
 
-fn run_with_input(mut command: Command, input: Option<&str>) -> Output {
+/// Runs a command with `input` on its standard input (none: /dev/null) and waits for it;
+/// inside a multi-thread Tokio runtime through `block_in_place`.
+pub fn run_with_input(mut command: Command, input: Option<&str>) -> Output {
     let mut run = move || {
         let mut child = command
             .stdin(if input.is_some() {
@@ -500,16 +513,16 @@ fn run_with_input(mut command: Command, input: Option<&str>) -> Output {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("kubectl runs");
+            .expect("the command runs");
         if let Some(input) = input {
             child
                 .stdin
                 .take()
                 .unwrap()
                 .write_all(input.as_bytes())
-                .expect("writing kubectl's input");
+                .expect("writing the command's input");
         }
-        child.wait_with_output().expect("kubectl finishes")
+        child.wait_with_output().expect("the command finishes")
     };
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
