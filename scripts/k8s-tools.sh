@@ -12,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { echo "k8s-tools: $*" >&2; }
+# Go's own install folder, for a shell whose PATH lacks it.
+export PATH="$PATH:/usr/local/go/bin"
 if ! command -v go >/dev/null 2>&1; then
     say "go is missing: the tests' control plane is built with Go (1.26 or later)"
     exit 1

@@ -40,6 +40,9 @@ echo "moto server on $SIMSERIES_MOTO_URL" >&2
 SIMSERIES_K8S_TOOLS=$(scripts/k8s-tools.sh)
 export SIMSERIES_K8S_TOOLS
 echo "Kubernetes tools in $SIMSERIES_K8S_TOOLS" >&2
+# Each test stops its own control plane; one killed before it could (a test binary killed by a
+# signal) leaves its servers behind, so the run ends by stopping any that remain.
+trap 'kill "$moto_pid" 2>/dev/null || true; pkill -f "^$SIMSERIES_K8S_TOOLS/" 2>/dev/null || true' EXIT
 
 # A container engine and the toy model image for tests/containers.rs; without one, those tests
 # say why and run nothing (and this line says so in the log).
