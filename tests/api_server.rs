@@ -76,11 +76,16 @@ fn a_panicking_test_still_stops_its_cluster() {
     assert_stopped(&pids, &dir);
 }
 
-/// The CRD installs as generated (the real server checks it is structural and that its CEL
-/// rules compile within their cost budget).
+/// The CRD installs as generated, without a warning (the real server checks that it is
+/// structural, that its CEL rules compile within their cost budget, and warns of formats it
+/// does not know, as it did of schemars' `uint32`).
 #[test]
-fn the_generated_crd_is_accepted_and_served() {
+fn the_generated_crd_is_accepted_without_warnings() {
     let cluster = TestCluster::start();
+    let crd = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/simulationseries.yaml");
+    let applied = cluster.kubectl(&["apply", "-f", crd], None);
+    assert!(applied.status.success(), "{}", text(&applied));
+    assert!(!text(&applied).contains("Warning"), "{}", text(&applied));
     cluster.install_crd();
 }
 
@@ -367,4 +372,59 @@ fn the_api_server_refuses_bad_series_naming_the_field() {
         None,
     ));
     assert!(!parameters.contains("spotRetires"), "{parameters}");
+}
+
+/// deploy/'s namespace enforces the `restricted` Pod Security profile, and its Deployment meets
+/// it: the API server (whose PodSecurity admission checks a workload's pod template against the
+/// namespace's level) gives no warning. A Deployment that runs as root gets one.
+#[test]
+fn the_deployment_meets_the_restricted_pod_security_profile() {
+    let cluster = TestCluster::start();
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let applied = cluster.kubectl(&["apply", "-k", deploy.to_str().unwrap()], None);
+    let said = text(&applied);
+    assert!(applied.status.success(), "{said}");
+    assert!(!said.contains("Warning"), "{said}");
+    let level = ok(&cluster.kubectl(
+        &[
+            "get",
+            "namespace",
+            test_cluster::CONTROLLER_NAMESPACE,
+            "-o",
+            "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}",
+        ],
+        None,
+    ));
+    assert_eq!(level, "restricted");
+
+    // The same Deployment without its pod's non-root settings is named as a violation.
+    let deployment = ok(&cluster.kubectl(
+        &[
+            "get",
+            "deployment",
+            "-n",
+            test_cluster::CONTROLLER_NAMESPACE,
+            "simseries-controller",
+            "-o",
+            "json",
+        ],
+        None,
+    ));
+    let mut deployment: serde_json::Value = serde_json::from_str(&deployment).unwrap();
+    deployment["metadata"]["name"] = "as-root".into();
+    for key in [
+        "resourceVersion",
+        "uid",
+        "managedFields",
+        "creationTimestamp",
+    ] {
+        deployment["metadata"].as_object_mut().unwrap().remove(key);
+    }
+    deployment["spec"]["template"]["spec"]["securityContext"] = serde_json::json!({});
+    let warned = cluster.kubectl(&["apply", "-f", "-"], Some(&deployment.to_string()));
+    assert!(
+        text(&warned).contains("would violate PodSecurity \"restricted:latest\""),
+        "{}",
+        text(&warned)
+    );
 }
