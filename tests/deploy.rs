@@ -171,3 +171,106 @@ fn a_new_install_grants_no_namespace_anything() {
         serde_yaml_ng::from_str(config["data"]["tenancy.yaml"].as_str().unwrap()).unwrap();
     assert_eq!(grants["grants"], serde_json::json!([]), "safe by default");
 }
+
+/// The paths of the build stage's `COPY` lines in deploy/Dockerfile (sources, not `--from`).
+fn dockerfile_copies() -> Vec<String> {
+    let dockerfile = include_str!("../deploy/Dockerfile");
+    let build_stage = dockerfile
+        .split("\nFROM ")
+        .find(|stage| stage.contains("AS build"))
+        .expect("deploy/Dockerfile has a stage named build");
+    build_stage
+        .lines()
+        .filter_map(|line| line.strip_prefix("COPY "))
+        .filter(|rest| !rest.starts_with("--from"))
+        .flat_map(|rest| {
+            let parts: Vec<&str> = rest.split_whitespace().collect();
+            // Every part but the last (the destination) is a source.
+            parts[..parts.len() - 1]
+                .iter()
+                .map(|p| p.trim_end_matches('/').to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// What `cargo build --locked --bin simseries` needs of the tree, read from Cargo.toml: the
+/// manifest and lock file, the library and binary sources, every workspace member and every
+/// declared bench target (cargo refuses a manifest whose targets are missing).
+fn workspace_paths() -> Vec<String> {
+    let manifest: toml_like::Manifest = toml_like::read(include_str!("../Cargo.toml"));
+    let mut paths = vec!["Cargo.toml".to_string(), "Cargo.lock".into(), "src".into()];
+    paths.extend(manifest.members.into_iter().filter(|m| m != "."));
+    paths.extend(
+        manifest
+            .benches
+            .into_iter()
+            .map(|b| format!("benches/{b}.rs")),
+    );
+    paths
+}
+
+/// The two things read from Cargo.toml, without a TOML crate: the workspace members and the
+/// bench names (both are one-line arrays and `name = "…"` lines in this manifest).
+mod toml_like {
+    pub struct Manifest {
+        pub members: Vec<String>,
+        pub benches: Vec<String>,
+    }
+
+    pub fn read(text: &str) -> Manifest {
+        let members = text
+            .lines()
+            .find_map(|l| l.strip_prefix("members = ["))
+            .expect("Cargo.toml lists the workspace members on one line")
+            .trim_end_matches(']')
+            .split(',')
+            .map(|m| m.trim().trim_matches('"').to_string())
+            .filter(|m| !m.is_empty())
+            .collect();
+        let mut benches = Vec::new();
+        let mut in_bench = false;
+        for line in text.lines() {
+            if line.starts_with('[') {
+                in_bench = line == "[[bench]]";
+            } else if in_bench && let Some(name) = line.strip_prefix("name = ") {
+                benches.push(name.trim_matches('"').to_string());
+            }
+        }
+        Manifest { members, benches }
+    }
+}
+
+/// No test can build the image's first stage here (its base comes from a registry these
+/// machines do not reach): this checks instead that it copies every path the build needs.
+#[test]
+fn the_image_build_stage_copies_every_path_the_workspace_needs() {
+    let copies = dockerfile_copies();
+    let covered = |path: &str| {
+        copies
+            .iter()
+            .any(|c| path == c || path.starts_with(&format!("{c}/")))
+    };
+    let paths = workspace_paths();
+    assert!(paths.iter().any(|p| p.starts_with("crates/")), "{paths:?}");
+    assert!(paths.iter().any(|p| p.starts_with("benches/")), "{paths:?}");
+    for path in &paths {
+        assert!(
+            covered(path),
+            "deploy/Dockerfile's build stage does not copy {path} (copies {copies:?})"
+        );
+        assert!(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(path)
+                .exists(),
+            "{path} is not in the tree"
+        );
+    }
+    let dockerfile = include_str!("../deploy/Dockerfile");
+    assert!(dockerfile.contains("cargo build --release --locked"));
+    assert!(dockerfile.contains("ARG BUILD_IMAGE=") && dockerfile.contains("ARG RUNTIME_IMAGE="));
+    assert!(
+        dockerfile.contains("\nUSER 65532:65532\n"),
+        "a non-root runtime"
+    );
+}
