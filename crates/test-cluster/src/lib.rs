@@ -193,8 +193,22 @@ pub struct TestCluster {
 
 impl TestCluster {
     /// Starts etcd and kube-apiserver and waits until the server is ready (its RBAC bootstrap
-    /// roles included). Panics with their logs if either fails.
+    /// roles included). Panics with their logs if either fails. A port taken between choosing
+    /// it and binding it (by a test starting its own cluster beside) means a fresh try.
     pub fn start() -> TestCluster {
+        let mut attempt = 1;
+        loop {
+            match Self::try_start() {
+                Ok(cluster) => return cluster,
+                Err(why) if attempt < 3 && why.contains("address already in use") => {
+                    attempt += 1;
+                }
+                Err(why) => panic!("{why}"),
+            }
+        }
+    }
+
+    fn try_start() -> Result<TestCluster, String> {
         let tools = tools();
         let dir = temp_dir();
         let certs = dir.join("certs");
@@ -286,30 +300,33 @@ impl TestCluster {
         };
         let admin = cluster.kubeconfig_for("kubernetes-admin", &["system:masters"]);
         std::fs::rename(&admin, &cluster.admin_kubeconfig).unwrap();
-        cluster.wait_ready();
-        cluster
+        cluster.wait_ready()?;
+        Ok(cluster)
     }
 
-    fn wait_ready(&mut self) {
+    /// Ready, or why not (a dropped `self` stops what did start).
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let out = self.kubectl_command(&["get", "--raw", "/readyz"]).output();
             if out.is_ok_and(|o| o.status.success()) {
-                return;
+                return Ok(());
             }
             for server in [&mut self.etcd, &mut self.apiserver] {
-                assert!(
-                    !server.exited(),
-                    "{} exited while starting:\n{}",
-                    server.name,
-                    server.tail()
-                );
+                if server.exited() {
+                    return Err(format!(
+                        "{} exited while starting:\n{}",
+                        server.name,
+                        server.tail()
+                    ));
+                }
             }
-            assert!(
-                Instant::now() < deadline,
-                "kube-apiserver not ready within 60 s:\n{}",
-                self.apiserver.tail()
-            );
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "kube-apiserver not ready within 60 s:\n{}",
+                    self.apiserver.tail()
+                ));
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
