@@ -392,20 +392,25 @@ fn jsonpath(cluster: &Cluster, path: &str) -> String {
     ))
 }
 
-/// Who holds the controller's Lease.
+/// Who holds the controller's Lease ("" for nobody, or no Lease yet).
 fn lease_holder(cluster: &Cluster) -> String {
-    ok(&cluster.kubectl(
-        &[
-            "-n",
-            &cluster.lease_namespace,
-            "get",
-            "lease",
-            "simseries-controller",
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ],
-        None,
-    ))
+    String::from_utf8_lossy(
+        &cluster
+            .kubectl(
+                &[
+                    "-n",
+                    &cluster.lease_namespace,
+                    "get",
+                    "lease",
+                    "simseries-controller",
+                    "-o",
+                    "jsonpath={.spec.holderIdentity}",
+                ],
+                None,
+            )
+            .stdout,
+    )
+    .into_owned()
 }
 
 /// The health Flux and Argo CD compute for a live series (kstatus), e.g. `Current`.
@@ -1072,4 +1077,40 @@ async fn the_controller_survives_a_crash_at_every_point() {
         controller.kill();
     }
     eprintln!("controller: {} crash points survived", points.len());
+}
+
+/// A leader stopped by SIGTERM (a rolling update, a drained node) finishes, exits 0 and gives
+/// its Lease up, so the standby takes over at its next attempt rather than after the lease
+/// expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stopped_by_sigterm_hands_its_lease_over() {
+    let cluster = Cluster::local();
+    let moto = moto::shared();
+    let dir = temp_dir("e2e-handover");
+    grant(&dir, &cluster.namespace, "none", "none");
+    install_crd(&cluster);
+    let mut leader = Controller::start(&cluster, moto, &dir, "first");
+    wait_for(
+        "the first replica to lead",
+        || lease_holder(&cluster) == "first",
+        &leader,
+    );
+    let standby = Controller::start(&cluster, moto, &dir, "second");
+    let stopped = Command::new("kill")
+        .args(["-TERM", &leader.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert_eq!(leader.exit_code(), Some(0), "{}", leader.logs());
+    assert!(
+        leader.logs().contains("released the leader lease"),
+        "{}",
+        leader.logs()
+    );
+    assert_ne!(lease_holder(&cluster), "first", "the Lease is still held");
+    wait_for(
+        "the standby to lead",
+        || lease_holder(&cluster) == "second",
+        &standby,
+    );
 }

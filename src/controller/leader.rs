@@ -4,7 +4,8 @@
 //! A replica takes the Lease when it is free, expired, or already its own, and renews it every
 //! `renew` period; every write carries the Lease's resourceVersion, so two replicas racing for
 //! it cannot both win (the loser gets 409 Conflict). A leader that cannot renew before the
-//! lease expires stops: the process exits and Kubernetes restarts it as a follower.
+//! lease expires stops: the process exits and Kubernetes restarts it as a follower. A leader
+//! stopped by a signal gives the Lease up, so another replica takes over at once.
 
 use std::time::Duration;
 
@@ -119,6 +120,31 @@ impl LeaderElection {
         {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives the Lease up, if this replica still holds it, so that another takes over at its
+    /// next attempt instead of waiting for the lease to expire (a replica stopped by SIGTERM:
+    /// a rolling update, a drained node).
+    pub async fn release(&self) -> Result<(), kube::Error> {
+        let Some(mut lease) = self.api.get_opt(&self.name).await? else {
+            return Ok(());
+        };
+        let mut spec = lease.spec.clone().unwrap_or_default();
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        lease.spec = Some(spec);
+        // Carries the resourceVersion read: if another replica took it meanwhile, it stays theirs.
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
             Err(e) => Err(e),
         }
     }

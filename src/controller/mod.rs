@@ -164,6 +164,17 @@ pub async fn run(options: ControllerOptions) -> Result<(), ControllerError> {
         _ = lease_lost => Err(ControllerError::LeaseLost),
     };
     server.abort();
+    // Stopped by a signal after the running reconciles ended: hand the Lease over.
+    if outcome.is_ok()
+        && let Some(election) = &election
+    {
+        match election.release().await {
+            Ok(()) => tracing::info!(%identity, "released the leader lease"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot release the leader lease; it expires by itself")
+            }
+        }
+    }
     outcome
 }
 
