@@ -170,6 +170,13 @@ fn a_role_without_events_create_is_named_and_survived() {
         None,
     ));
     assert_eq!(reason, "InvalidSpec");
+    // What Flux and Argo CD make of it: a failure, not progress.
+    let object = ok(&cluster.kubectl(
+        &["get", "-n", "lab", "simser", "aws-example", "-o", "json"],
+        None,
+    ));
+    let health = test_cluster::kstatus(&object);
+    assert!(health.starts_with("Failed:"), "{health}");
 
     let deadline = Instant::now() + Duration::from_secs(30);
     while !common::http_get(&metrics, "/metrics")
