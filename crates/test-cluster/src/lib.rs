@@ -3,7 +3,7 @@
 //! controller-runtime's envtest runs them: TLS from a throwaway CA, client certificates as
 //! users, RBAC enforced, a service-account signing key, and an audit log of every request.
 //!
-//! ```ignore
+//! ```text
 //! let cluster = TestCluster::start();                     // ready, RBAC on
 //! cluster.kubectl(&["apply", "-k", "deploy/"], None);     // as system:masters
 //! let config = cluster.controller_kubeconfig();            // as the controller's ServiceAccount
