@@ -93,15 +93,10 @@ fn the_generated_crd_is_accepted_without_warnings() {
 /// controller refuses it (Stalled, InvalidSpec) before any AWS call, writing its status and
 /// publishing events.
 fn refused_series(namespace: &str) -> String {
-    let example = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/aws/series.yaml"
-    ))
-    .unwrap();
-    let mut series: serde_json::Value = serde_yaml_ng::from_str(&example).unwrap();
-    series["metadata"]["namespace"] = namespace.into();
-    series["spec"]["context"]["workingLocation"] = "/data/not-s3".into();
-    series.to_string()
+    example_with(|series| {
+        series["metadata"]["namespace"] = namespace.into();
+        series["spec"]["context"]["workingLocation"] = "/data/not-s3".into();
+    })
 }
 
 /// deploy/'s ClusterRole less its `events create` grant, as a JSON manifest.
