@@ -5,7 +5,8 @@
 #   kube-apiserver, kubectl   tools/k8s     (k8s.io/kubernetes and its staging modules)
 #   etcd                      tools/etcd    (go.etcd.io/etcd/server/v3, apart from the above)
 #   kstatus                   tools/kstatus (sigs.k8s.io/cli-utils' kstatus, as Flux computes it)
-# Prints the folder holding the four binaries on stdout; a second run with the same modules
+#   helm                      tools/helm    (helm.sh/helm/v4, for the chart's tests)
+# Prints the folder holding the five binaries on stdout; a second run with the same modules
 # builds nothing. A cold build takes about 7 minutes and 2.3 GiB (the linker) on 2 cores (see README "Tests").
 #   scripts/k8s-tools.sh            # build if needed, print the folder
 set -euo pipefail
@@ -23,9 +24,10 @@ fi
 module_version() { (cd "tools/$1" && go list -m -f '{{.Version}}' "$2"); }
 kubernetes=$(module_version k8s k8s.io/kubernetes)
 etcd=$(module_version etcd go.etcd.io/etcd/server/v3)
+helm=$(module_version helm helm.sh/helm/v4)
 key=$(cat scripts/k8s-tools.sh tools/*/go.mod tools/*/go.sum tools/kstatus/*.go <(go version) | sha256sum | cut -c1-12)
-out="$PWD/target/k8s-tools/kubernetes-$kubernetes-etcd-$etcd-$key"
-if [ -x "$out/kube-apiserver" ] && [ -x "$out/kubectl" ] && [ -x "$out/etcd" ] && [ -x "$out/kstatus" ]; then
+out="$PWD/target/k8s-tools/kubernetes-$kubernetes-etcd-$etcd-helm-$helm-$key"
+if [ -x "$out/kube-apiserver" ] && [ -x "$out/kubectl" ] && [ -x "$out/etcd" ] && [ -x "$out/kstatus" ] && [ -x "$out/helm" ]; then
     echo "$out"
     exit 0
 fi
@@ -53,6 +55,9 @@ say "building etcd $etcd"
 (cd tools/etcd && go build -trimpath -ldflags "-s -w" -o "$building/etcd" go.etcd.io/etcd/server/v3)
 say "building kstatus"
 (cd tools/kstatus && go build -trimpath -ldflags "-s -w" -o "$building/kstatus" .)
+say "building helm $helm"
+(cd tools/helm && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$helm" \
+    -o "$building/helm" helm.sh/helm/v4/cmd/helm)
 # Whole or not at all: a build stopped half-way never looks finished.
 rm -rf "$out"
 mv "$building" "$out"

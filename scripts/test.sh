@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs moto into .venv (once), starts a moto server on
 # 127.0.0.1 for the tests that talk to AWS, builds the real Kubernetes control plane
-# (scripts/k8s-tools.sh: kube-apiserver, etcd, kubectl, kstatus; cached after the first build)
+# (scripts/k8s-tools.sh: kube-apiserver, etcd, kubectl, kstatus, helm; cached after the first build)
 # that the Kubernetes tests start for themselves, prepares a container engine and the toy model
 # image (scripts/container-engine.sh), runs `cargo test --workspace`, and stops the server.
 # Extra arguments go to `cargo test`, e.g. `scripts/test.sh --test s3`.
