@@ -14,6 +14,20 @@ fn crd_file_matches_the_types() {
     );
 }
 
+/// Helm installs the CRD from the chart's crds/: the same file.
+#[test]
+fn the_chart_installs_the_same_crd() {
+    let chart = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/charts/simseries/crds/simulationseries.yaml"
+    ))
+    .expect("charts/simseries/crds/simulationseries.yaml exists");
+    assert!(
+        chart == simseries::model::crd::crd_yaml(),
+        "charts/simseries/crds/simulationseries.yaml is out of date; regenerate it with\n  cargo run -- crd > charts/simseries/crds/simulationseries.yaml"
+    );
+}
+
 #[test]
 fn the_binary_prints_the_same_crd() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_simseries"))

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::aws_run::check_batch_options;
+use common::aws_run::{check_batch_options, example_runs, write_example_outputs};
 use common::fixtures::Fixture;
 use common::moto::{self, Moto};
 use common::{privileges, temp_dir};
@@ -496,28 +496,6 @@ async fn write_model_logs(moto: &Moto, id: &str, children: u32) {
     }
 }
 
-/// Writes the outputs a model would have written for these runs.
-async fn write_outputs(moto: &Moto, bucket: &str, date: &str, runs: &[String]) {
-    for run in runs {
-        for extension in ["CELLS.csv", "STATS.json"] {
-            moto.s3()
-                .put_object()
-                .bucket(bucket)
-                .key(format!("work/AWS_EXAMPLE/{date}/outputs/{run}.{extension}"))
-                .body(b"output".to_vec().into())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-}
-
-fn runs(seeds: std::ops::Range<u32>) -> Vec<String> {
-    seeds
-        .flat_map(|s| ["LOW", "HIGH"].map(|c| format!("AWS_EXAMPLE_{c}_{s:04}")))
-        .collect()
-}
-
 async fn scenario(cluster: Cluster) {
     let moto = moto::shared();
     let bucket = format!("e2e-{}-{}", std::process::id(), cluster.namespace.len());
@@ -789,7 +767,7 @@ async fn scenario(cluster: Cluster) {
 
     // The model's outputs appear; adding a seed (a new generation) runs only the new runs.
     let date = jsonpath(&cluster, "{.status.pass.date}");
-    write_outputs(moto, &bucket, &date, &runs(0..3)).await;
+    write_example_outputs(moto, &bucket, &date, &example_runs(0..3)).await;
     // From here on the spec is applied server-side, by a manager of its own: the controller's
     // status writes (another manager, the status subresource) never conflict with it.
     apply_server_side(&cluster, &series(&bucket, &queue, &ns, 0..4, 1));
@@ -813,7 +791,7 @@ async fn scenario(cluster: Cluster) {
     assert_eq!(jobs_named(moto, &queue, "alice_AWS_EXAMPLE").len(), 2);
 
     // A restart in the middle of a pass resumes it without submitting again.
-    write_outputs(moto, &bucket, &date, &runs(3..4)).await;
+    write_example_outputs(moto, &bucket, &date, &example_runs(3..4)).await;
     apply_server_side(&cluster, &series(&bucket, &queue, &ns, 0..5, 6));
     wait_series(
         &cluster,
@@ -908,7 +886,7 @@ async fn scenario(cluster: Cluster) {
     assert_eq!(jsonpath(&cluster, "{.status.pass.rerun}"), "1");
 
     // Once the model has written every output, a rerun finds nothing missing: Ready.
-    write_outputs(moto, &bucket, &date, &runs(4..5)).await;
+    write_example_outputs(moto, &bucket, &date, &example_runs(4..5)).await;
     let rerun = ok(&plugin(&["simseries", "rerun", "aws-example", "-n", &ns]));
     assert!(
         rerun.starts_with("simulationseries.simseries.io/aws-example rerun requested"),

@@ -189,3 +189,27 @@ pub fn check_batch_options(recording: &[Value], name: &str) {
         );
     }
 }
+
+/// Writes the outputs the AWS example's model would have written for these runs (moto runs
+/// no containers), in the dated folder of `date`.
+pub async fn write_example_outputs(moto: &Moto, bucket: &str, date: &str, runs: &[String]) {
+    for run in runs {
+        for extension in ["CELLS.csv", "STATS.json"] {
+            moto.s3()
+                .put_object()
+                .bucket(bucket)
+                .key(format!("work/AWS_EXAMPLE/{date}/outputs/{run}.{extension}"))
+                .body(b"output".to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// The AWS example's runs of these seeds (2 conditions each).
+pub fn example_runs(seeds: std::ops::Range<u32>) -> Vec<String> {
+    seeds
+        .flat_map(|s| ["LOW", "HIGH"].map(|c| format!("AWS_EXAMPLE_{c}_{s:04}")))
+        .collect()
+}

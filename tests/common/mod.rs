@@ -146,6 +146,7 @@ pub fn simseries(args: &[&str], env: &[(&str, String)]) -> std::process::Output 
     command.output().expect("the simseries binary runs")
 }
 pub mod aws_run;
+pub mod cluster_series;
 pub mod fake_batch;
 pub mod fault_proxy;
 pub mod privileges;
