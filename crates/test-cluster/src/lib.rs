@@ -28,6 +28,10 @@ use serde_json::Value;
 pub const CONTROLLER_NAMESPACE: &str = "simseries-system";
 pub const CONTROLLER_SERVICE_ACCOUNT: &str = "simseries-controller";
 
+/// The address at which a container on slirp4netns (`allow_host_loopback=true`) reaches this
+/// machine's 127.0.0.1, and so the API server: its certificate names it.
+pub const SLIRP_HOST_LOOPBACK: &str = "10.0.2.2";
+
 /// The user name the controller has: deploy/'s ServiceAccount.
 pub fn controller_user() -> String {
     format!("system:serviceaccount:{CONTROLLER_NAMESPACE}:{CONTROLLER_SERVICE_ACCOUNT}")
@@ -223,7 +227,15 @@ impl TestCluster {
         let (cert, key) = authority.issue(
             "kube-apiserver",
             &[],
-            &["localhost", "127.0.0.1", "kubernetes.default.svc"],
+            // 10.0.2.2: the host's loopback as a podman container on slirp4netns reaches it
+            // (tests/in_cluster.rs), as a pod reaches the API server at the kubernetes
+            // Service's address, which a real server's certificate names too.
+            &[
+                "localhost",
+                "127.0.0.1",
+                SLIRP_HOST_LOOPBACK,
+                "kubernetes.default.svc",
+            ],
             true,
         );
         let serving_cert = write("apiserver.crt", &cert);
