@@ -304,18 +304,8 @@ async fn the_chart_installs_runs_a_series_upgrades_and_uninstalls() {
         std::fs::create_dir_all(&dir).unwrap();
         let controller = Installed::start(&cluster, moto, &dir, namespace, release);
         example_reaches_ready(&cluster, moto, &bucket, &queue, lab, &|| controller.logs()).await;
-        let holder = ok(&cluster.kubectl(
-            &[
-                "-n",
-                namespace,
-                "get",
-                "lease",
-                &format!("{release}-controller"),
-                "-o",
-                "jsonpath={.spec.holderIdentity}",
-            ],
-            None,
-        ));
+        let holder =
+            cluster_series::lease_holder(&cluster, namespace, &format!("{release}-controller"));
         assert_eq!(holder, format!("{release}-controller-0"));
     }
 

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::cluster_series::example_reaches_ready;
+use common::cluster_series::{example_reaches_ready, lease_holder};
 use common::moto::{self, Moto};
 use serde_json::Value;
 use test_cluster::{CONTROLLER_NAMESPACE, CONTROLLER_SERVICE_ACCOUNT, TestCluster, ok, text};
@@ -245,26 +245,6 @@ fn pod_files(cluster: &TestCluster, dir: &Path) -> PathBuf {
     files
 }
 
-fn lease_holder(cluster: &TestCluster) -> String {
-    String::from_utf8_lossy(
-        &cluster
-            .kubectl(
-                &[
-                    "-n",
-                    CONTROLLER_NAMESPACE,
-                    "get",
-                    "lease",
-                    CONTROLLER_SERVICE_ACCOUNT,
-                    "-o",
-                    "jsonpath={.spec.holderIdentity}",
-                ],
-                None,
-            )
-            .stdout,
-    )
-    .into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_image_runs_in_cluster_as_its_deployment_and_hands_over_when_stopped() {
     if engine().is_none() {
@@ -307,7 +287,7 @@ async fn the_image_runs_in_cluster_as_its_deployment_and_hands_over_when_stopped
     });
     assert!(first.get("/healthz").starts_with("HTTP/1.1 200"));
     first.wait_for("the first pod to lead", || {
-        lease_holder(&cluster) == first.name
+        lease_holder(&cluster, CONTROLLER_NAMESPACE, CONTROLLER_SERVICE_ACCOUNT) == first.name
     });
     // It authenticated with the mounted token: the server saw the ServiceAccount.
     assert!(
@@ -330,7 +310,10 @@ async fn the_image_runs_in_cluster_as_its_deployment_and_hands_over_when_stopped
     second.wait_for("the second pod's /readyz answers", || {
         second.get("/readyz").starts_with("HTTP/1.1 ")
     });
-    assert_eq!(lease_holder(&cluster), first.name);
+    assert_eq!(
+        lease_holder(&cluster, CONTROLLER_NAMESPACE, CONTROLLER_SERVICE_ACCOUNT),
+        first.name
+    );
     let grace = pod_spec()["terminationGracePeriodSeconds"]
         .as_u64()
         .unwrap_or(30);
@@ -347,7 +330,7 @@ async fn the_image_runs_in_cluster_as_its_deployment_and_hands_over_when_stopped
         first.logs()
     );
     second.wait_for("the second pod to lead", || {
-        lease_holder(&cluster) == second.name
+        lease_holder(&cluster, CONTROLLER_NAMESPACE, CONTROLLER_SERVICE_ACCOUNT) == second.name
     });
     second.wait_for("the second pod to be ready", || {
         second.get("/readyz").starts_with("HTTP/1.1 200")

@@ -29,6 +29,23 @@ pub fn field(cluster: &TestCluster, namespace: &str, path: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Who holds Lease `lease` of `namespace` ("" for nobody, or no Lease yet).
+pub fn lease_holder(cluster: &TestCluster, namespace: &str, lease: &str) -> String {
+    let out = cluster.kubectl(
+        &[
+            "-n",
+            namespace,
+            "get",
+            "lease",
+            lease,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ],
+        None,
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Waits up to 90 s for `check`; on failure shows the controller's `logs`.
 pub fn wait_for(what: &str, mut check: impl FnMut() -> bool, logs: &dyn Fn() -> String) {
     let deadline = Instant::now() + Duration::from_secs(90);
