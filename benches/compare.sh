@@ -36,6 +36,8 @@ else
     cargo build --release --quiet --locked
     binary=target/release/simseries
 fi
+# The file system's limit for the same writes (benches/compare/minimal_writer.rs, std only).
+rustc --edition 2024 -O -o "$work/minimal-writer" benches/compare/minimal_writer.rs
 "$venv/bin/python" benches/compare/run.py "$binary" "$work" "$@"
 "$venv/bin/python" benches/compare/plot.py "$work/results.json" "$work/planning.png"
 

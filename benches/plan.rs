@@ -5,7 +5,12 @@
 //! - simseries: reading the manifest into the completeness table and planning (ARCADE inputs);
 //! - baseline: the original's approach on the same data (a set of KEY strings per extension,
 //!   then one formatted key per run and extension), measured side by side;
-//! - rendering and XML-checking every input of the plan.
+//! - rendering and XML-checking every input of the plan;
+//! - writing those inputs into a new dated folder as `simseries` does (`LocalStorage::write_all`,
+//!   all or nothing), beside the file system's own limit: a minimal writer that creates, writes
+//!   and closes each file into a fresh folder from one thread (and from two, to show whether a
+//!   second writer helps on one directory); then into the existing folder (a later pass of the
+//!   same date).
 
 use std::collections::{HashMap, HashSet};
 use std::hint::black_box;
@@ -21,6 +26,8 @@ use simseries::planning::inputs::render_inputs;
 use simseries::planning::manifest::Completeness;
 use simseries::planning::plan::plan;
 use simseries::planning::template::Template;
+use simseries::storage::LocalStorage;
+use simseries::storage::Storage;
 
 const CONDITIONS: usize = 1000;
 const SEEDS: u32 = 1000;
@@ -219,5 +226,92 @@ fn main() {
         "render + XML-check {} inputs:             {render:>10.1?}  ({:.1} us per input)",
         totals.inputs,
         render.as_secs_f64() * 1e6 / totals.inputs as f64
+    );
+
+    let objects: Vec<(String, Vec<u8>)> = render_inputs(&valid, &planned, &template)
+        .unwrap()
+        .into_iter()
+        .map(|input| (input.key, input.text.into_bytes()))
+        .collect();
+    writes(&objects);
+}
+
+/// Each write starts from clean page cache state: the previous round's files are flushed, so
+/// no writer pays for another's.
+fn flushed() {
+    let _ = std::process::Command::new("sync").status();
+}
+
+/// Creates, writes and closes each file into `folder`, which exists: the least any writer
+/// does. `threads` writers take contiguous shares.
+fn minimal_writer(folder: &std::path::Path, files: &[(String, Vec<u8>)], threads: usize) {
+    use std::io::Write;
+    let share = files.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        for chunk in files.chunks(share) {
+            scope.spawn(move || {
+                for (key, body) in chunk {
+                    let name = key.rsplit('/').next().unwrap();
+                    let mut file = std::fs::File::create(folder.join(name)).unwrap();
+                    file.write_all(body).unwrap();
+                }
+            });
+        }
+    });
+}
+
+fn writes(objects: &[(String, Vec<u8>)]) {
+    let bytes: usize = objects.iter().map(|(_, b)| b.len()).sum();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-writes");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fresh = |name: &str| {
+        let dir = root.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    };
+    let mut minimal = Vec::new();
+    let mut minimal_two = Vec::new();
+    let mut new_folder = Vec::new();
+    let mut existing_folder = Vec::new();
+    for round in 0..ROUNDS {
+        for (threads, samples) in [(1, &mut minimal), (2, &mut minimal_two)] {
+            let folder = fresh(&format!("minimal-{threads}-{round}"));
+            std::fs::create_dir_all(&folder).unwrap();
+            flushed();
+            let start = Instant::now();
+            minimal_writer(&folder, objects, threads);
+            samples.push(start.elapsed());
+        }
+        let store = LocalStorage::new(fresh(&format!("simseries-{round}")));
+        for samples in [&mut new_folder, &mut existing_folder] {
+            flushed();
+            let start = Instant::now();
+            runtime
+                .block_on(store.write_all(objects.to_vec(), 32))
+                .unwrap();
+            samples.push(start.elapsed());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    let (minimal, minimal_two) = (median(minimal), median(minimal_two));
+    let (new_folder, existing_folder) = (median(new_folder), median(existing_folder));
+    let ratio = |d: Duration| d.as_secs_f64() / minimal.as_secs_f64();
+    println!(
+        "write {} inputs ({} MB) into a fresh folder:",
+        objects.len(),
+        bytes / 1_000_000
+    );
+    println!("  minimal writer, 1 thread (the limit):     {minimal:>10.1?}");
+    println!(
+        "  minimal writer, 2 threads:                {minimal_two:>10.1?}  ({:.2}x the limit)",
+        ratio(minimal_two)
+    );
+    println!(
+        "  simseries, new dated folder:              {new_folder:>10.1?}  ({:.2}x the limit)",
+        ratio(new_folder)
+    );
+    println!(
+        "  simseries, the same folder again:         {existing_folder:>10.1?}  ({:.2}x the limit)",
+        ratio(existing_folder)
     );
 }

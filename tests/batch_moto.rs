@@ -801,3 +801,33 @@ async fn a_pass_of_several_array_jobs_makes_the_target_calls() {
     }
     assert!(count("batch:DescribeJobs") * 100 < children * polls + children);
 }
+
+/// The S3 upload path pays one request per input: a PutObject, never a HEAD or GET before or
+/// after it (on a moto of this test's own, so the recording is this run's alone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_input_costs_one_put_object_and_nothing_else() {
+    let moto = moto::start(&[]);
+    let bucket = format!("puts-{}", std::process::id());
+    let queue = "puts-queue";
+    moto.setup_batch(&bucket, queue);
+    let scenario = common::aws_run::BatchScenario::new(&bucket, queue, "PUTS");
+    moto.start_recording();
+    let out = common::aws_run::run_batch(&moto, &scenario, &[]);
+    // moto runs no model: the pass ends without outputs (exit 1), its inputs written.
+    assert_eq!(out.status.code(), Some(1), "{}", common::text(&out.stderr));
+    let mut per_input: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for entry in moto.recording() {
+        let url = entry["url"].as_str().unwrap_or_default();
+        let path = url.split('?').next().unwrap_or_default();
+        if path.contains("/PUTS/") && path.contains("/inputs/") {
+            per_input
+                .entry(path.to_string())
+                .or_default()
+                .push(entry["method"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    assert_eq!(per_input.len(), 6, "the scenario's 6 inputs: {per_input:?}");
+    for (input, methods) in &per_input {
+        assert_eq!(methods, &["PUT"], "{input}");
+    }
+}

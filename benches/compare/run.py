@@ -3,6 +3,12 @@ the same synthetic series, checks that both wrote the same inputs, and prints a 
 
 Usage: run.py SIMSERIES_BINARY WORK_FOLDER SIZE [SIZE ...]
 
+Beside the two tools it measures simseries' writes against the file system's limit: `simseries
+plan` without writing (the same planning and rendering) gives the planning time, the rest of
+`--write-inputs` is the writes, and WORK_FOLDER/minimal-writer (benches/compare/minimal_writer.rs)
+writes the same files into a fresh folder from one thread with nothing else (create, write,
+close), its median of 3 rounds.
+
 SIZE is a number of runs: 10000 (100 conditions x 100 seeds), 100000 (1,000 x 100) or
 1000000 (1,000 x 1,000). Each tool runs as a whole process, one after the other, on the same
 files; wall time, CPU time (user + system) and peak RSS come from the kernel's accounting of
@@ -58,6 +64,24 @@ def median_run(command, output, log, once_after=30.0):
     return runs[len(runs) // 2], Path(f"{output}-0")
 
 
+def minimal_writes(writer, written, dest):
+    """The minimal writer's median seconds over 3 rounds, writing the inputs simseries wrote,
+    each round into a fresh folder after the same flush and pause as `run`, so that no round
+    pays for another's writes or deletes."""
+    (source,) = written.glob(f"*/{DATE}/inputs")
+    times = []
+    for attempt in range(3):
+        os.sync()
+        time.sleep(1)
+        out = subprocess.run(
+            [writer, source, f"{dest}-{attempt}"], check=True, capture_output=True, text=True
+        )
+        times.append(float(out.stdout))
+    for attempt in range(3):
+        shutil.rmtree(f"{dest}-{attempt}")
+    return sorted(times)[1]
+
+
 def inputs_of(folder):
     """(file name, content) of every input written under FOLDER/{name}/{date}/inputs/."""
     return sorted(
@@ -107,6 +131,12 @@ def main():
             out_simseries,
             folder / "simseries.log",
         )
+        plan_only, _ = median_run(
+            lambda out: [binary, "plan", "-f", series, "--date", DATE],
+            folder / "plan-only",
+            folder / "plan-only.log",
+        )
+        minimal = minimal_writes(work / "minimal-writer", out_simseries, folder / "minimal")
         written_original, written_simseries = inputs_of(out_original), inputs_of(out_simseries)
         how = compare(written_original, written_simseries)
         rows.append(
@@ -118,6 +148,8 @@ def main():
                 "identical": how,
                 "original": original,
                 "simseries": simseries,
+                "simseries_plan_only": plan_only,
+                "minimal_writer_s": minimal,
             }
         )
         print(f"{size:,} runs: {len(written_simseries):,} inputs, {how}", file=sys.stderr)
@@ -138,6 +170,18 @@ def main():
             f"{o['wall_s']:.2f} s, {o['cpu_s']:.2f} s, {o['peak_rss_mib']:.0f} MiB | "
             f"{s['wall_s']:.2f} s, {s['cpu_s']:.2f} s, {s['peak_rss_mib']:.0f} MiB | "
             f"{o['wall_s'] / s['wall_s']:.1f}x | {o['cpu_s'] / max(s['cpu_s'], 0.001):.1f}x |"
+        )
+    print("\nWriting the inputs: simseries' writes (`--write-inputs` less `plan` alone) beside the "
+          "file system's limit (one thread creating, writing and closing each file):\n")
+    print("| runs | inputs | simseries plan + write | plan alone | writes | minimal writer | "
+          "writes / minimal |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        s, p, m = row["simseries"]["wall_s"], row["simseries_plan_only"]["wall_s"], row["minimal_writer_s"]
+        writes = max(s - p, 0.0)
+        print(
+            f"| {row['runs']:,} | {row['inputs']:,} | {s:.2f} s | {p:.2f} s | {writes:.2f} s | "
+            f"{m:.2f} s | {writes / max(m, 0.001):.2f}x |"
         )
 
 
