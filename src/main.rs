@@ -425,9 +425,11 @@ async fn plan(
     let locations = Locations::resolve(spec, Some(&series.folder))?;
     let stores = Stores::open_for(spec, &locations, &s3).await;
     let date = date.unwrap_or_else(Date::today_utc);
-    let prepared = prepare(spec, &stores, date).await?;
+    let mut prepared = prepare(spec, &stores, date).await?;
     if let Some(dir) = write_inputs {
-        write_plan_files(&dir, &prepared).await?;
+        // The printed plan needs only the plan; the rendered texts move into the writes.
+        let inputs = std::mem::take(&mut prepared.inputs);
+        write_plan_files(&dir, inputs, &prepared.plan).await?;
     }
     print_plan(spec, &locations, &prepared, output)?;
     Ok(ExitCode::SUCCESS)
@@ -518,16 +520,15 @@ fn report_run(outcome: &RunOutcome) {
 /// Writes the rendered inputs and `{name}/{date}/inits.json` under `dir`.
 async fn write_plan_files(
     dir: &std::path::Path,
-    prepared: &simseries::planning::prepare::Prepared,
+    inputs: Vec<simseries::planning::inputs::RenderedInput>,
+    plan: &simseries::planning::plan::Plan,
 ) -> Result<(), Failed> {
     let store = LocalStorage::new(dir.to_path_buf());
-    let mut objects: Vec<(String, Vec<u8>)> = prepared
-        .inputs
-        .iter()
-        .map(|input| (input.key.clone(), input.text.clone().into_bytes()))
+    let mut objects: Vec<(String, Vec<u8>)> = inputs
+        .into_iter()
+        .map(|input| (input.key, input.text.into_bytes()))
         .collect();
-    let copies: Vec<serde_json::Value> = prepared
-        .plan
+    let copies: Vec<serde_json::Value> = plan
         .groups
         .iter()
         .flat_map(|g| &g.inits)
@@ -535,13 +536,12 @@ async fn write_plan_files(
         .collect();
     let list = serde_json::to_string_pretty(&copies)?;
     objects.push((
-        format!("{}inits.json", prepared.plan.folder.root()),
+        format!("{}inits.json", plan.folder.root()),
         list.into_bytes(),
     ));
     store
         .write_all(objects, simseries::storage::DEFAULT_CONCURRENCY)
         .await?;
-    let _ = store.location();
     Ok(())
 }
 

@@ -8,15 +8,27 @@ use minijinja::value::{Value, ValueKind};
 
 /// `str(x)` of a Python float.
 pub fn float(x: f64) -> String {
+    let mut out = String::new();
+    write_float(x, &mut out);
+    out
+}
+
+/// Writes `str(x)` of a Python float to `out` without allocating: rendering calls it for
+/// every float of every input.
+pub fn write_float<W: Write + ?Sized>(x: f64, out: &mut W) {
     if x.is_nan() {
-        return "nan".to_string();
+        let _ = out.write_str("nan");
+        return;
     }
     if x.is_infinite() {
-        return if x < 0.0 { "-inf" } else { "inf" }.to_string();
+        let _ = out.write_str(if x < 0.0 { "-inf" } else { "inf" });
+        return;
     }
     // `{:e}` yields the shortest digits that round-trip, e.g. "-1.2345e-7" or "1e16".
-    let scientific = format!("{x:e}");
+    let mut scientific = StackText::default();
+    let _ = write!(scientific, "{x:e}");
     let (mantissa, exponent) = scientific
+        .as_str()
         .split_once('e')
         .expect("`{:e}` always prints an exponent");
     let exponent: i32 = exponent.parse().expect("exponent is an integer");
@@ -24,28 +36,52 @@ pub fn float(x: f64) -> String {
         Some(rest) => ("-", rest),
         None => ("", mantissa),
     };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    // `{:e}` prints one digit before its point: "1.2345" -> "1" and "2345".
+    let (first, rest) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = 1 + rest.len();
+    // At most 3 zeros lead (exponent >= -4) and 15 trail (exponent < 16).
+    const ZEROS: &str = "000000000000000";
+    let _ = out.write_str(sign);
     // Python writes d.ddd x 10^exponent in fixed notation when -4 <= exponent < 16.
-    if (-4..16).contains(&exponent) {
+    let _ = if (-4..16).contains(&exponent) {
         let point = exponent + 1;
-        let fixed = if point <= 0 {
-            format!("0.{}{digits}", "0".repeat((-point) as usize))
-        } else if point as usize >= digits.len() {
-            format!("{digits}{}.0", "0".repeat(point as usize - digits.len()))
+        if point <= 0 {
+            write!(out, "0.{}{first}{rest}", &ZEROS[..(-point) as usize])
+        } else if point as usize >= digits {
+            write!(out, "{first}{rest}{}.0", &ZEROS[..point as usize - digits])
         } else {
-            let (int, frac) = digits.split_at(point as usize);
-            format!("{int}.{frac}")
-        };
-        format!("{sign}{fixed}")
+            let (int, frac) = rest.split_at(point as usize - 1);
+            write!(out, "{first}{int}.{frac}")
+        }
     } else {
-        let (first, rest) = digits.split_at(1);
-        let mantissa = if rest.is_empty() {
-            first.to_string()
-        } else {
-            format!("{first}.{rest}")
-        };
+        let point = if rest.is_empty() { "" } else { "." };
         let exp_sign = if exponent < 0 { '-' } else { '+' };
-        format!("{sign}{mantissa}e{exp_sign}{:02}", exponent.abs())
+        write!(out, "{first}{point}{rest}e{exp_sign}{:02}", exponent.abs())
+    };
+}
+
+/// Room for any `{:e}` of an f64 ("-1.7976931348623157e308" is 23 bytes).
+#[derive(Default)]
+struct StackText {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).expect("only ASCII is written")
+    }
+}
+
+impl Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.bytes
+            .get_mut(self.len..end)
+            .ok_or(std::fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -61,78 +97,89 @@ pub fn str(value: &Value) -> String {
     }
 }
 
-/// `repr(value)` for the values a template can hold.
-pub fn repr(value: &Value, out: &mut String) {
-    match value.kind() {
-        ValueKind::Undefined | ValueKind::None => out.push_str("None"),
-        ValueKind::Bool => out.push_str(if value.is_true() { "True" } else { "False" }),
-        ValueKind::Number if value.is_integer() => {
-            let _ = write!(out, "{value}");
-        }
-        ValueKind::Number => match f64::try_from(value.clone()) {
-            Ok(x) => out.push_str(&float(x)),
-            Err(_) => {
-                let _ = write!(out, "{value}");
-            }
-        },
-        ValueKind::String => string_repr(value.as_str().unwrap_or_default(), out),
-        ValueKind::Seq | ValueKind::Iterable => {
-            out.push('[');
-            if let Ok(items) = value.try_iter() {
-                for (i, item) in items.enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    repr(&item, out);
-                }
-            }
-            out.push(']');
-        }
-        ValueKind::Map => {
-            out.push('{');
-            if let Ok(keys) = value.try_iter() {
-                for (i, key) in keys.enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    repr(&key, out);
-                    out.push_str(": ");
-                    repr(&value.get_item(&key).unwrap_or_default(), out);
-                }
-            }
-            out.push('}');
-        }
+/// Writes `str(value)` to `out`, as [`str`] returns it, without an intermediate string.
+pub fn write_str<W: Write + ?Sized>(value: &Value, out: &mut W) -> std::fmt::Result {
+    match value.as_str() {
+        Some(s) if value.kind() == ValueKind::String => out.write_str(s),
         _ => {
-            let _ = write!(out, "{value}");
+            repr(value, out);
+            Ok(())
         }
     }
 }
 
+/// `repr(value)` for the values a template can hold.
+pub fn repr<W: Write + ?Sized>(value: &Value, out: &mut W) {
+    // Writing to a String or to minijinja's output cannot fail.
+    let _ = write_repr(value, out);
+}
+
+fn write_repr<W: Write + ?Sized>(value: &Value, out: &mut W) -> std::fmt::Result {
+    match value.kind() {
+        ValueKind::Undefined | ValueKind::None => out.write_str("None"),
+        ValueKind::Bool => out.write_str(if value.is_true() { "True" } else { "False" }),
+        ValueKind::Number if value.is_integer() => write!(out, "{value}"),
+        ValueKind::Number => match f64::try_from(value.clone()) {
+            Ok(x) => {
+                write_float(x, out);
+                Ok(())
+            }
+            Err(_) => write!(out, "{value}"),
+        },
+        ValueKind::String => string_repr(value.as_str().unwrap_or_default(), out),
+        ValueKind::Seq | ValueKind::Iterable => {
+            out.write_char('[')?;
+            if let Ok(items) = value.try_iter() {
+                for (i, item) in items.enumerate() {
+                    if i > 0 {
+                        out.write_str(", ")?;
+                    }
+                    write_repr(&item, out)?;
+                }
+            }
+            out.write_char(']')
+        }
+        ValueKind::Map => {
+            out.write_char('{')?;
+            if let Ok(keys) = value.try_iter() {
+                for (i, key) in keys.enumerate() {
+                    if i > 0 {
+                        out.write_str(", ")?;
+                    }
+                    write_repr(&key, out)?;
+                    out.write_str(": ")?;
+                    write_repr(&value.get_item(&key).unwrap_or_default(), out)?;
+                }
+            }
+            out.write_char('}')
+        }
+        _ => write!(out, "{value}"),
+    }
+}
+
 /// Python's string repr: single quotes unless the text has `'` and no `"`.
-fn string_repr(s: &str, out: &mut String) {
+fn string_repr<W: Write + ?Sized>(s: &str, out: &mut W) -> std::fmt::Result {
     let quote = if s.contains('\'') && !s.contains('"') {
         '"'
     } else {
         '\''
     };
-    out.push(quote);
+    out.write_char(quote)?;
     for c in s.chars() {
         match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
+            '\\' => out.write_str("\\\\")?,
+            '\n' => out.write_str("\\n")?,
+            '\r' => out.write_str("\\r")?,
+            '\t' => out.write_str("\\t")?,
             c if c == quote => {
-                out.push('\\');
-                out.push(c);
+                out.write_char('\\')?;
+                out.write_char(c)?;
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => write!(out, "\\x{:02x}", c as u32)?,
+            c => out.write_char(c)?,
         }
     }
-    out.push(quote);
+    out.write_char(quote)
 }
 
 #[cfg(test)]

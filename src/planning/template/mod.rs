@@ -110,7 +110,7 @@ impl Template {
         // Jinja2's Environment does not escape unless told to; minijinja would for `.xml`.
         env.set_auto_escape_callback(|_| AutoEscape::None);
         env.set_formatter(|out, _state, value| {
-            out.write_str(&pyfmt::str(value)).map_err(|_| {
+            pyfmt::write_str(value, out).map_err(|_| {
                 minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "cannot write output")
             })
         });
@@ -282,9 +282,12 @@ pub fn check_xml(text: &str) -> Result<(), XmlError> {
                     if attribute.value.contains('<') {
                         return Err(at(before, "'<' in an attribute value".into()));
                     }
-                    attribute
-                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                        .map_err(|e| at(before, format!("attribute value: {e}")))?;
+                    // Only a reference can make a value malformed; most values have none.
+                    if attribute.value.contains('&') {
+                        attribute
+                            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .map_err(|e| at(before, format!("attribute value: {e}")))?;
+                    }
                 }
                 if matches!(event, Event::Start(_)) {
                     depth += 1;
