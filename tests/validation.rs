@@ -294,3 +294,136 @@ fn aws_batch_options_are_bounded() {
     let spec = series(&fine).spec;
     assert!(simseries::model::validate::validate(&spec).is_ok());
 }
+
+#[test]
+fn names_longer_than_a_file_name_are_refused_locally() {
+    // "S_" + 250 + "_0000." + 16 (LOCATIONS.tar.xz) = 274 bytes.
+    let key = "K".repeat(250);
+    let yaml = SERIES.replace("{key: B, group: G", &format!("{{key: {key}, group: G"));
+    assert_problem(
+        &yaml,
+        "spec.series.conditions[1].key",
+        &[
+            "S_KKK",
+            "274 bytes",
+            "at most 255",
+            "shorten the condition key",
+        ],
+    );
+    // The other conditions and the S3 limit are not touched by it.
+    assert_eq!(problems(&yaml).len(), 1, "{:?}", problems(&yaml));
+    let on_s3 = yaml.replace(
+        "workingLocation: working",
+        "workingLocation: s3://bucket/runs",
+    );
+    assert!(problems(&on_s3).is_empty(), "{:?}", problems(&on_s3));
+    // 235 bytes of key make 259 with the 16-byte extension, 255 when CELLS.tar.xz (12) is the
+    // longest.
+    let key = "K".repeat(235);
+    let yaml = SERIES.replace("{key: B, group: G", &format!("{{key: {key}, group: G"));
+    assert_problem(&yaml, "spec.series.conditions[1].key", &["259 bytes"]);
+    let fits = yaml.replace("LOCATIONS.tar.xz", "LOCS.tar.xz");
+    assert!(problems(&fits).is_empty(), "{:?}", problems(&fits));
+}
+
+#[test]
+fn group_and_init_names_that_make_long_files_are_refused() {
+    let group = "G".repeat(252);
+    let yaml = SERIES
+        .replace("group: G,", &format!("group: {group},"))
+        .replace(
+            "groups: {G: '', H: ''}",
+            &format!("groups: {{{group}: '', H: ''}}"),
+        );
+    // S_{group}_{index}.xml: 2 + 252 + 2 + 4 = 260 bytes.
+    assert_problem(
+        &yaml,
+        &format!("spec.series.groups.{group}"),
+        &[
+            "the inputs of group",
+            "260 bytes",
+            "shorten the series name or the group's name",
+        ],
+    );
+    assert_problem(
+        &yaml,
+        &format!("spec.series.groups.{group}"),
+        &["the logs of group"],
+    );
+    assert_problem(
+        &yaml,
+        "spec.series.inits[0].extensions",
+        &["the init copies"],
+    );
+    let init = "I".repeat(250);
+    let yaml = SERIES.replace("{name: INIT, key: K", &format!("{{name: INIT, key: {init}"));
+    assert_problem(
+        &yaml,
+        "spec.series.inits[0].key",
+        &["INIT_III", "shorten the init's name or key"],
+    );
+}
+
+#[test]
+fn keys_longer_than_s3_takes_are_refused_on_s3() {
+    // "p/" + "S/" + "2024-06-01/" + "outputs/" + "S_" + key + "_0000." + 16: 1,024 at 977.
+    let at_limit = |key_bytes: usize| {
+        SERIES
+            .replace("workingLocation: working", "workingLocation: s3://bucket/p")
+            .replace(
+                "{key: B, group: G",
+                &format!("{{key: {}, group: G", "K".repeat(key_bytes)),
+            )
+    };
+    // Locally the 977-byte key is far past a file name, on S3 it just fits.
+    assert!(
+        problems(&at_limit(977)).is_empty(),
+        "{:?}",
+        problems(&at_limit(977))
+    );
+    assert_problem(
+        &at_limit(978),
+        "spec.series.conditions[1].key",
+        &["1025 bytes", "S3 keys may have at most 1024"],
+    );
+}
+
+#[test]
+fn a_series_refused_for_a_long_name_writes_nothing() {
+    let dir = common::temp_dir("long-name");
+    std::fs::write(dir.join("template.xml"), "<x/>").unwrap();
+    std::fs::write(
+        dir.join("manifest.csv"),
+        "KEY,EXTENSION,LOCATION,FULL_KEY\n",
+    )
+    .unwrap();
+    let plan = |key: &str, out: &str| {
+        let yaml = SERIES.replace("{key: B, group: G", &format!("{{key: {key}, group: G"));
+        let spec = dir.join(format!("{out}.yaml"));
+        std::fs::write(&spec, yaml).unwrap();
+        let out = dir.join(out);
+        let args = [
+            "plan",
+            "-f",
+            spec.to_str().unwrap(),
+            "--write-inputs",
+            out.to_str().unwrap(),
+        ];
+        (common::simseries(&args, &[]), out)
+    };
+    // The same series with a short key writes its inputs there.
+    let (fine, out) = plan("B", "short");
+    assert!(
+        fine.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fine.stderr)
+    );
+    assert!(out.join("S").is_dir());
+    let (refused, out) = plan(&"K".repeat(300), "long");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("spec.series.conditions[1].key"), "{stderr}");
+    assert!(stderr.contains("at most 255"), "{stderr}");
+    assert!(!out.exists(), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -7,6 +7,7 @@ pub mod crd;
 pub mod layout;
 pub mod location;
 pub mod logfilter;
+pub mod name_limits;
 pub mod outcome;
 pub mod record;
 pub mod spec;

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use crate::model::layout::{self, DEFAULT_GROUP};
+use crate::model::name_limits::{GroupNames, NameLimit, names_that_do_not_fit};
 use crate::model::spec::{MAX_SEED, SimulationSeriesSpec};
 
 /// Fields the planner adds to the template context; a condition must not define them.
@@ -239,6 +240,19 @@ pub fn validate(spec: &SimulationSeriesSpec) -> Result<ValidSeries<'_>, SpecErro
 
     let groups = resolve_groups(&mut errors, spec);
     check_init_overlaps(&mut errors, spec, &groups);
+    let planned: Vec<GroupNames<'_>> = groups
+        .iter()
+        .filter(|g| !g.skipped)
+        .map(|g| GroupNames {
+            name: &g.name,
+            key: &g.key,
+            conditions: g.conditions.len(),
+            inits: &g.inits,
+        })
+        .collect();
+    for (field, message) in names_that_do_not_fit(spec, &planned, NameLimit::of(spec)) {
+        errors.push(&field, message);
+    }
 
     let parameters = &spec.parameters;
     if parameters.model.trim().is_empty() {
