@@ -55,4 +55,18 @@ else
     echo "container tests SKIPPED: no usable container engine (see above)" >&2
 fi
 
+# Every test removes the folders and files it made under the temporary folder, also when it
+# fails; the run checks that nothing of the project's is left there.
+tmp="${TMPDIR:-/tmp}"
+leftovers() { find "$tmp" -maxdepth 1 -name 'simseries-*' 2>/dev/null | sort; }
+before=$(leftovers)
 cargo test --workspace "$@"
+# moto's recordings are removed by the watchdog of the test binary that started it, within a
+# second of its end.
+sleep 2
+left=$(comm -13 <(printf '%s\n' "$before") <(leftovers) | sed '/^$/d')
+if [ -n "$left" ]; then
+    echo "the tests left these in $tmp:" >&2
+    printf '  %s\n' $left >&2
+    exit 1
+fi

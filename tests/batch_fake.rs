@@ -26,7 +26,7 @@ use simseries::storage::S3Options;
 
 struct Harness {
     spec: Arc<SimulationSeriesSpec>,
-    dir: PathBuf,
+    dir: common::TestDir,
     fake: Arc<FakeBatch>,
     actor: Actor,
     status: SimulationSeriesStatus,

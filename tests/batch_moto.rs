@@ -122,7 +122,7 @@ async fn setup(name: &str, moto: &'static Moto) -> Setup {
 
 impl Setup {
     /// A working folder, the context of pass `pass`, and group S_G's job definition.
-    async fn registered(&self, name: &str, pass: u32) -> (std::path::PathBuf, PassContext, String) {
+    async fn registered(&self, name: &str, pass: u32) -> (common::TestDir, PassContext, String) {
         let root = temp_dir(name);
         let ctx = context(self.spec.clone(), &root, pass);
         let definition = self
@@ -349,7 +349,7 @@ async fn spot_retries_and_timeouts_are_part_of_the_definition_and_unset_changes_
 #[tokio::test]
 async fn array_and_plain_jobs_follow_the_contract() {
     let s = setup("submit", moto::shared()).await;
-    let (_, ctx, definition) = s.registered("submit", 1).await;
+    let (_root, ctx, definition) = s.registered("submit", 1).await;
     let jobs = vec![
         job("submit_S_G", "S_G", 3, None),
         job("submit_S_G-part1", "S_G-part1", 1, None),
@@ -422,7 +422,7 @@ async fn array_and_plain_jobs_follow_the_contract() {
 #[tokio::test]
 async fn polls_describe_parents_a_hundred_at_a_time() {
     let s = setup("poll", moto::shared()).await;
-    let (_, ctx, definition) = s.registered("poll", 1).await;
+    let (_root, ctx, definition) = s.registered("poll", 1).await;
     let mut records = Vec::new();
     for i in 0..250 {
         let size = if i % 50 == 0 { 20 } else { 1 };
@@ -468,7 +468,7 @@ async fn failed_jobs_are_reported_as_failed() {
         "0",
     )])));
     let s = setup("failing", failing).await;
-    let (_, ctx, definition) = s.registered("failing", 1).await;
+    let (_root, ctx, definition) = s.registered("failing", 1).await;
     let mut record = job("failing_S_G", "S_G", 2, None);
     let g = group("S_G", Some(definition.clone()), vec![record.clone()]);
     record.id = Some(s.executor.submit(&ctx, &g, &record, false).await.unwrap());

@@ -190,7 +190,7 @@ fn write_inputs_lays_out_the_dated_folder() {
 }
 
 /// A copy of the example to break in one way.
-fn broken_example(name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
+fn broken_example(name: &str, edit: impl FnOnce(&Path)) -> common::TestDir {
     let dir = temp_dir(name);
     copy_dir(&repo("examples/arcade-plan"), &dir);
     edit(&dir);

@@ -42,7 +42,7 @@ fn series(
     image: &str,
     series_edits: &[(&str, &str)],
     template_edits: &[(&str, &str)],
-) -> PathBuf {
+) -> common::TestDir {
     let image_line = format!("image: {image}");
     let mut edits = series_edits.to_vec();
     edits.push(("command: [sh, model/toy-model.sh]", image_line.as_str()));

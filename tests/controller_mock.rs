@@ -87,7 +87,7 @@ struct Setup {
     ctx: Arc<Reconciler>,
     fake: Arc<FakeBatch>,
     handle: Handle<Request<Body>, Response<Body>>,
-    root: PathBuf,
+    root: common::TestDir,
 }
 
 fn setup(name: &str) -> Setup {
@@ -286,6 +286,7 @@ async fn a_new_series_gets_the_finalizer_first() {
         ctx,
         mut handle,
         fake,
+        root: _root,
         ..
     } = setup("mock-finalizer");
     let series = object(|_| {});
@@ -313,6 +314,7 @@ async fn a_finished_pass_makes_no_call_at_all() {
         ctx,
         mut handle,
         fake,
+        root: _root,
         ..
     } = setup("mock-finished");
     let series = object(|v| {
@@ -343,6 +345,7 @@ async fn an_invalid_spec_fails_the_pass_with_a_condition_and_an_event() {
         ctx,
         mut handle,
         fake,
+        root: _root,
         ..
     } = setup("mock-invalid");
     let series = object(|v| {
@@ -472,6 +475,7 @@ async fn a_reconcile_from_a_stale_cache_goes_on_from_the_stored_status() {
         ctx,
         mut handle,
         fake,
+        root: _root,
         ..
     } = setup("mock-stale");
     let series = object(with_finalizer);
@@ -509,6 +513,7 @@ async fn deleting_a_series_terminates_its_jobs_and_removes_the_finalizer() {
             ctx,
             mut handle,
             fake,
+            root: _root,
             ..
         } = setup("mock-delete");
         // A pass in flight: job-1 runs on the fake.
@@ -551,6 +556,7 @@ async fn a_failing_cleanup_keeps_the_finalizer_and_is_reported() {
         ctx,
         mut handle,
         fake,
+        root: _root,
         ..
     } = setup("mock-cleanup-fails");
     fake.state.lock().unwrap().fail_terminates = true;
@@ -593,7 +599,9 @@ async fn a_failing_cleanup_keeps_the_finalizer_and_is_reported() {
 
 #[tokio::test]
 async fn errors_back_off_exponentially() {
-    let Setup { ctx, .. } = setup("mock-backoff");
+    let Setup {
+        ctx, root: _root, ..
+    } = setup("mock-backoff");
     let series = Arc::new(object(|_| {}));
     let error = simseries::controller::reconciler::Error::Cleanup("x".into());
     let waits: Vec<Requeue> = (0..8)

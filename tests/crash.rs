@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use common::aws_run::{
@@ -37,7 +37,7 @@ fn crash_configs() -> Vec<String> {
 // The local driver: the quickstart's toy model as real processes.
 
 /// Six runs, two of which outlive the last poll and are terminated.
-fn local_series(name: &str) -> PathBuf {
+fn local_series(name: &str) -> common::TestDir {
     quickstart(
         name,
         &[

@@ -30,6 +30,8 @@ struct Cluster {
     /// Where the controller keeps its Lease (deploy/'s Role grants it there).
     lease_namespace: String,
     kube_cache: PathBuf,
+    /// The folder that holds `kube_cache` on a real cluster, removed with the test.
+    _scratch: Option<common::TestDir>,
     local: Option<TestCluster>,
 }
 
@@ -50,18 +52,21 @@ impl Cluster {
             namespace,
             lease_namespace: test_cluster::CONTROLLER_NAMESPACE.into(),
             kube_cache: local.dir().join("e2e-kube-cache"),
+            _scratch: None,
             local: Some(local),
         }
     }
 
     fn real(kubeconfig: &str) -> Cluster {
         let namespace = format!("simseries-e2e-{}", std::process::id());
+        let scratch = temp_dir("e2e-kube-cache");
         let cluster = Cluster {
             kubeconfig: kubeconfig.into(),
             controller_kubeconfig: kubeconfig.into(),
             namespace: namespace.clone(),
             lease_namespace: namespace.clone(),
-            kube_cache: temp_dir("e2e-kube-cache"),
+            kube_cache: scratch.join("kube-cache"),
+            _scratch: Some(scratch),
             local: None,
         };
         ok(&cluster.kubectl(&["create", "namespace", &namespace], None));

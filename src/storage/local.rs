@@ -460,6 +460,7 @@ mod tests {
             assert!(store.exists(key).await.is_err());
         }
         assert!(!root.join("x").exists());
+        let _ = std::fs::remove_dir_all(root);
     }
 
     #[tokio::test]
@@ -561,6 +562,7 @@ mod tests {
             !root.join("T").exists(),
             "checked before anything is written"
         );
+        std::fs::remove_dir_all(root).unwrap();
     }
 
     fn names_in(dir: &Path) -> Vec<String> {

@@ -2,7 +2,6 @@
 //! it: a copy of examples/aws/ per scenario, its status read back from the bucket, and the
 //! jobs it submitted counted.
 
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
@@ -15,7 +14,7 @@ pub const DATE: &str = "2024-06-01";
 
 /// One series of the shape of examples/aws/ (2 conditions x 3 seeds, one array job of 6).
 pub struct BatchScenario {
-    pub dir: PathBuf,
+    pub dir: super::TestDir,
     pub bucket: String,
     pub queue: String,
     pub series: String,

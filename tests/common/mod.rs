@@ -50,15 +50,48 @@ pub mod moto;
 
 use std::path::{Path, PathBuf};
 
-/// A fresh temporary folder for one test.
-pub fn temp_dir(name: &str) -> PathBuf {
+/// A fresh temporary folder for one test, removed with everything in it when the guard drops:
+/// at the end of the test, and when it fails (a panic unwinds through it).
+/// `SIMSERIES_KEEP_TEST_DIRS=1` keeps them, to look at what a failing test left.
+pub fn temp_dir(name: &str) -> TestDir {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir =
         std::env::temp_dir().join(format!("simseries-test-{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TestDir(dir)
+}
+
+/// A test's temporary folder (see [`temp_dir`]); it derefs to its path.
+#[derive(Debug)]
+pub struct TestDir(PathBuf);
+
+impl std::ops::Deref for TestDir {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TestDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if std::env::var_os("SIMSERIES_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// Copies a folder tree.
@@ -76,7 +109,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// A copy of examples/quickstart (without its working folder) with edits to its series file.
-pub fn quickstart(name: &str, edits: &[(&str, &str)]) -> PathBuf {
+pub fn quickstart(name: &str, edits: &[(&str, &str)]) -> TestDir {
     let dir = temp_dir(name);
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
     copy_dir(&example, &dir);

@@ -44,7 +44,7 @@ pub fn start(env: &[(&str, &str)]) -> Moto {
         .port();
     let script = format!(
         "{binary} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
-         trap 'kill $m 2>/dev/null; exit 0' EXIT TERM INT; \
+         trap 'kill $m 2>/dev/null; rm -f \"$MOTO_RECORDER_FILEPATH\"; exit 0' EXIT TERM INT; \
          while kill -0 $PPID 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done"
     );
     let mut command = Command::new("sh");
