@@ -59,6 +59,8 @@ fn spec(seeds_per_job: u32) -> SimulationSeriesSpec {
             queue: None,
             share_identifier: None,
             propagate_tags: false,
+            executor: None,
+            kubernetes: None,
         },
         series: Series {
             name: "BENCH".into(),

@@ -2,11 +2,12 @@
 # Builds the real Kubernetes tools the tests run against, from the Go module proxy, into a cache
 # under target/k8s-tools/ keyed by the tools modules (their go.mod and go.sum pin every version;
 # nothing else does) and the Go version:
-#   kube-apiserver, kubectl   tools/k8s     (k8s.io/kubernetes and its staging modules)
+#   kube-apiserver, kube-controller-manager, kubectl
+#                             tools/k8s     (k8s.io/kubernetes and its staging modules)
 #   etcd                      tools/etcd    (go.etcd.io/etcd/server/v3, apart from the above)
 #   kstatus                   tools/kstatus (sigs.k8s.io/cli-utils' kstatus, as Flux computes it)
 #   helm                      tools/helm    (helm.sh/helm/v4, for the chart's tests)
-# Prints the folder holding the five binaries on stdout; a second run with the same modules
+# Prints the folder holding the six binaries on stdout; a second run with the same modules
 # builds nothing. A cold build takes about 7 minutes and 2.3 GiB (the linker) on 2 cores (see README "Tests").
 #   scripts/k8s-tools.sh            # build if needed, print the folder
 set -euo pipefail
@@ -27,7 +28,7 @@ etcd=$(module_version etcd go.etcd.io/etcd/server/v3)
 helm=$(module_version helm helm.sh/helm/v4)
 key=$(cat scripts/k8s-tools.sh tools/*/go.mod tools/*/go.sum tools/kstatus/*.go <(go version) | sha256sum | cut -c1-12)
 out="$PWD/target/k8s-tools/kubernetes-$kubernetes-etcd-$etcd-helm-$helm-$key"
-if [ -x "$out/kube-apiserver" ] && [ -x "$out/kubectl" ] && [ -x "$out/etcd" ] && [ -x "$out/kstatus" ] && [ -x "$out/helm" ]; then
+if [ -x "$out/kube-apiserver" ] && [ -x "$out/kube-controller-manager" ] && [ -x "$out/kubectl" ] && [ -x "$out/etcd" ] && [ -x "$out/kstatus" ] && [ -x "$out/helm" ]; then
     echo "$out"
     exit 0
 fi
@@ -48,9 +49,10 @@ building="$out.partial"
 rm -rf "$building"
 mkdir -p "$building"
 start=$SECONDS
-say "building kube-apiserver and kubectl $kubernetes (a cold build takes minutes)"
+say "building kube-apiserver, kube-controller-manager and kubectl $kubernetes (a cold build takes minutes)"
 (cd tools/k8s && go build -trimpath -ldflags "-s -w$stamp" -o "$building/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl)
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kubectl)
 say "building etcd $etcd"
 (cd tools/etcd && go build -trimpath -ldflags "-s -w" -o "$building/etcd" go.etcd.io/etcd/server/v3)
 say "building kstatus"

@@ -67,6 +67,13 @@ enum Command {
         /// Date of the dated folder (YYYY-MM-DD); default: today in UTC.
         #[arg(long)]
         date: Option<Date>,
+        /// With `context.executor: kubernetes`: the kubeconfig of the cluster that runs the
+        /// Jobs (default: KUBECONFIG, else ~/.kube/config).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+        /// The kubeconfig context to use (default: its current one).
+        #[arg(long)]
+        context: Option<String>,
     },
     /// Run the Kubernetes controller: reconcile SimulationSeries resources on AWS Batch.
     Controller {
@@ -348,15 +355,17 @@ async fn run(cli: Cli) -> Result<ExitCode, Failed> {
         }
         Command::Run {
             file,
-            rerun: _,
             dry_run: true,
             date,
+            ..
         } => plan(&file, None, Output::Table, date, s3).await,
         Command::Run {
             file,
             rerun,
             dry_run: false,
             date,
+            kubeconfig,
+            context,
         } => {
             let outcome = run::run(RunOptions {
                 file,
@@ -364,6 +373,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failed> {
                 s3,
                 progress_bar: std::io::stderr().is_terminal(),
                 date,
+                kubeconfig,
+                kube_context: context,
             })
             .await?;
             report_run(&outcome);

@@ -70,6 +70,7 @@ fn job(name: &str, file_set: &str, size: u32, id: Option<String>) -> JobRecord {
         state: None,
         summary: None,
         terminated: false,
+        waiting_for: None,
     }
 }
 

@@ -284,6 +284,16 @@ const UNEXERCISED: &[(&str, &str)] = &[
         "only a submission after a restart or a failed call looks for its job by name: this scenario's passes never do, the crash test beside it (on the same moto, so in the recording when both run) does",
     ),
     (
+        "batch/jobs create",
+        "only series with `executor: kubernetes` make Jobs: tests/kubernetes_jobs.rs holds the controller to these grants",
+    ),
+    ("batch/jobs get", "as batch/jobs create"),
+    ("batch/jobs list", "as batch/jobs create"),
+    ("batch/jobs patch", "as batch/jobs create"),
+    ("batch/jobs delete", "as batch/jobs create"),
+    ("/pods list", "as batch/jobs create"),
+    ("/pods/log get", "as batch/jobs create"),
+    (
         "events.k8s.io/events patch",
         "kube's event recorder patches a repeated event into a series (kube-runtime's Recorder)",
     ),

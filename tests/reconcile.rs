@@ -220,6 +220,7 @@ fn observed(id: &str, state: &str, succeeded: u32, failed: u32, running: u32) ->
             running,
             ..Default::default()
         },
+        waiting_for: None,
     }
 }
 

@@ -15,28 +15,46 @@ pub struct ClusterSeries {
     pub namespace: String,
 }
 
+/// A client of the cluster a kubeconfig names (`file`, else `KUBECONFIG` or
+/// `~/.kube/config`) in `context` (else its current one), and that context's namespace.
+pub async fn connect(
+    file: Option<&std::path::Path>,
+    context: Option<&str>,
+) -> Result<(kube::Client, String), CliError> {
+    let options = kube::config::KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..Default::default()
+    };
+    let unreadable = |e: kube::config::KubeconfigError| CliError::Kubeconfig(e.to_string());
+    let mut config = match file {
+        Some(file) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(file).map_err(unreadable)?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(unreadable)?
+        }
+        None => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(unreadable)?,
+    };
+    // Audit logs (and the controller's least-privilege test) tell the user's commands from
+    // the controller by this.
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
+    let namespace = config.default_namespace.clone();
+    let client = kube::Client::try_from(config).map_err(CliError::Kube)?;
+    Ok((client, namespace))
+}
+
 impl ClusterSeries {
     pub async fn connect(
         namespace: Option<&str>,
         context: Option<&str>,
     ) -> Result<ClusterSeries, CliError> {
-        let options = kube::config::KubeConfigOptions {
-            context: context.map(str::to_string),
-            ..Default::default()
-        };
-        let mut config = kube::Config::from_kubeconfig(&options)
-            .await
-            .map_err(|e| CliError::Kubeconfig(e.to_string()))?;
-        // Audit logs (and the controller's least-privilege test) tell the user's commands
-        // from the controller by this.
-        config.headers.push((
-            http::header::USER_AGENT,
-            http::HeaderValue::from_static(USER_AGENT),
-        ));
-        let namespace = namespace
-            .map(str::to_string)
-            .unwrap_or_else(|| config.default_namespace.clone());
-        let client = kube::Client::try_from(config).map_err(CliError::Kube)?;
+        let (client, default_namespace) = connect(None, context).await?;
+        let namespace = namespace.map_or(default_namespace, str::to_string);
         Ok(ClusterSeries {
             api: Api::namespaced(client, &namespace),
             namespace,

@@ -22,6 +22,7 @@ use crate::cli::status_file::{self, LocalState, spec_generation, with_storage_re
 use crate::executor::Executor;
 use crate::executor::batch::aws::AwsBatchApi;
 use crate::executor::batch::{BatchExecutor, BatchSettings};
+use crate::executor::kubernetes::{JobSettings, KubernetesExecutor};
 use crate::executor::local::LocalExecutor;
 use crate::executor::local::launcher::Launcher;
 use crate::model::layout::{self, Date};
@@ -47,6 +48,11 @@ pub struct RunOptions {
     pub progress_bar: bool,
     /// Pin the date of the dated folder (tests); default: today in UTC.
     pub date: Option<Date>,
+    /// The kubeconfig of the cluster that runs the Jobs (`context.executor: kubernetes`);
+    /// default `KUBECONFIG` or `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Its context; default the current one.
+    pub kube_context: Option<String>,
 }
 
 /// How a run ended.
@@ -74,8 +80,27 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, CliError> {
     let locations = Locations::resolve(&spec, Some(&file.folder))?;
     let stores = Stores::open_for(&spec, &locations, &options.s3).await;
 
-    let local = matches!(locations.working, Location::Local(_));
+    let local = matches!(locations.working, Location::Local(_)) && !spec.on_kubernetes();
     let (executor, _lock): (Arc<dyn Executor>, Option<RunLock>) = match &locations.working {
+        working if spec.on_kubernetes() => {
+            let (client, default_namespace) = crate::cli::cluster::connect(
+                options.kubeconfig.as_deref(),
+                options.kube_context.as_deref(),
+            )
+            .await?;
+            let namespace = spec
+                .context
+                .kubernetes
+                .as_ref()
+                .and_then(|k| k.namespace.clone())
+                .unwrap_or(default_namespace);
+            let settings = JobSettings::from_spec(&spec, &namespace, None)?;
+            let lock = match working {
+                Location::Local(root) => Some(RunLock::take(root, &spec.series.name)?),
+                Location::S3 { .. } => None,
+            };
+            (Arc::new(KubernetesExecutor::new(client, settings)), lock)
+        }
         Location::Local(root) => {
             let launcher = Launcher::choose(&spec, &file.folder).await?;
             let lock = RunLock::take(root, &spec.series.name)?;

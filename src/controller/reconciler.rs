@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -23,7 +24,9 @@ use serde_json::json;
 use crate::controller::cloud::Cloud;
 use crate::controller::metrics::Metrics;
 use crate::controller::tenancy::Tenancy;
+use crate::executor::Executor;
 use crate::executor::batch::{BatchExecutor, BatchReaper, BatchSettings};
+use crate::executor::kubernetes::{JobSettings, JobsApi, KubernetesExecutor};
 use crate::model::outcome::Failure;
 use crate::model::spec::{RERUN_ANNOTATION, SimulationSeries, SimulationSeriesSpec};
 use crate::model::status::SimulationSeriesStatus;
@@ -154,11 +157,18 @@ pub fn error_policy(series: Arc<SimulationSeries>, error: &Error, ctx: Arc<Recon
 }
 
 /// The checks a series must pass to run in the cluster; their failure is the pass's failure.
+/// Where a series' children run, checked.
+enum Runner {
+    Batch(BatchSettings),
+    Kubernetes(JobSettings),
+}
+
 fn precheck(
     spec: &SimulationSeriesSpec,
     namespace: &str,
+    owner: Option<OwnerReference>,
     tenancy: &Tenancy,
-) -> Result<(Locations, BatchSettings), Failure> {
+) -> Result<(Locations, Runner), Failure> {
     let invalid = |message: String| Failure::permanent("InvalidSpec", message);
     validate(spec).map_err(|e| invalid(e.to_string()))?;
     let locations = Locations::resolve(spec, None).map_err(|e| invalid(e.to_string()))?;
@@ -173,9 +183,27 @@ fn precheck(
             )));
         }
     }
+    if spec.on_kubernetes() {
+        let asked = spec
+            .context
+            .kubernetes
+            .as_ref()
+            .and_then(|k| k.namespace.as_deref());
+        if let Some(asked) = asked.filter(|asked| *asked != namespace) {
+            return Err(invalid(format!(
+                "spec.context.kubernetes.namespace: {asked} is not the series' namespace {namespace}; in the cluster a series' Jobs run in its own namespace, so remove the field"
+            )));
+        }
+        let settings =
+            JobSettings::from_spec(spec, namespace, owner).map_err(|e| invalid(e.to_string()))?;
+        // Kueue's LocalQueues are namespaced and admit by their own quotas: only the
+        // locations are granted here.
+        tenancy.check(namespace, &locations, None)?;
+        return Ok((locations, Runner::Kubernetes(settings)));
+    }
     let settings = BatchSettings::from_spec(spec).map_err(|e| invalid(e.to_string()))?;
     tenancy.check(namespace, &locations, spec.context.queue.as_deref())?;
-    Ok((locations, settings))
+    Ok((locations, Runner::Batch(settings)))
 }
 
 async fn apply(series: Arc<SimulationSeries>, ctx: &Reconciler) -> Result<Action, Error> {
@@ -187,6 +215,7 @@ async fn apply(series: Arc<SimulationSeries>, ctx: &Reconciler) -> Result<Action
         api: Api::namespaced(ctx.client.clone(), &namespace),
         recorder: Recorder::new(ctx.client.clone(), ctx.reporter.clone()),
         reference: series.object_ref(&()),
+        owner: series.controller_owner_ref(&()),
         name: series.name_any(),
         key: key(&series),
         namespace,
@@ -221,6 +250,8 @@ struct ClusterDriver<'a> {
     api: Api<SimulationSeries>,
     recorder: Recorder,
     reference: ObjectReference,
+    /// The series as the owner of its Kubernetes Jobs.
+    owner: Option<OwnerReference>,
     name: String,
     /// `{namespace}/{name}`.
     key: String,
@@ -237,10 +268,22 @@ impl ClusterDriver<'_> {
     /// The actor of the series, or why the series cannot be acted for.
     fn actor(&mut self) -> Result<&mut Actor, Failure> {
         if self.actor.is_none() {
-            let (locations, settings) = precheck(&self.spec, &self.namespace, &self.ctx.tenancy)?;
-            let api = self.ctx.cloud.batch(self.spec.context.region.as_deref());
+            let (locations, runner) = precheck(
+                &self.spec,
+                &self.namespace,
+                self.owner.clone(),
+                &self.ctx.tenancy,
+            )?;
             let stores = self.ctx.cloud.stores(&locations);
-            let executor = Arc::new(BatchExecutor::new(api, settings));
+            let executor: Arc<dyn Executor> = match runner {
+                Runner::Batch(settings) => {
+                    let api = self.ctx.cloud.batch(self.spec.context.region.as_deref());
+                    Arc::new(BatchExecutor::new(api, settings))
+                }
+                Runner::Kubernetes(settings) => {
+                    Arc::new(KubernetesExecutor::new(self.ctx.client.clone(), settings))
+                }
+            };
             let actor = Actor::new(
                 self.spec.clone(),
                 locations,
@@ -416,6 +459,37 @@ async fn report_error(series: &SimulationSeries, error: &Error, ctx: &Reconciler
     }
 }
 
+/// On delete, for Kubernetes Jobs: stop the unfinished ones (unless told to keep them). The
+/// garbage collector deletes them with the series, through their owner reference; kept Jobs
+/// lose that reference so they outlive it.
+async fn cleanup_jobs(
+    series: &SimulationSeries,
+    pass: &crate::model::status::Pass,
+    keep: bool,
+    ctx: &Reconciler,
+) -> Result<String, Error> {
+    let namespace = series.namespace().unwrap_or_default();
+    let unfinished = pass.jobs_that_may_run();
+    if unfinished.is_empty() {
+        return Ok("nothing left to clean up".to_string());
+    }
+    let jobs = JobsApi::new(ctx.client.clone(), &namespace);
+    if keep {
+        jobs.disown(&unfinished)
+            .await
+            .map_err(|f| Error::Cleanup(format!("keeping Jobs: {}", f.error())))?;
+        return Ok(format!(
+            "{} running Job(s) kept ({ON_DELETE_ANNOTATION}: keep-jobs)",
+            unfinished.len()
+        ));
+    }
+    let stopped = jobs
+        .terminate(&unfinished)
+        .await
+        .map_err(|f| Error::Cleanup(format!("terminating Jobs: {}", f.error())))?;
+    Ok(format!("{} Job(s) terminated", stopped.len()))
+}
+
 /// On delete: terminate the series' unfinished jobs (unless told to keep them) and deregister
 /// the job definitions it registered. A failure keeps the finalizer and is retried.
 async fn cleanup(series: Arc<SimulationSeries>, ctx: &Reconciler) -> Result<Action, Error> {
@@ -428,16 +502,14 @@ async fn cleanup(series: Arc<SimulationSeries>, ctx: &Reconciler) -> Result<Acti
         .map(String::as_str)
         == Some("keep-jobs");
     let mut summary = "nothing was submitted".to_string();
-    if let Some(pass) = &status.pass {
+    if let Some(pass) = &status.pass
+        && series.spec.on_kubernetes()
+    {
+        summary = cleanup_jobs(&series, pass, keep, ctx).await?;
+    } else if let Some(pass) = &status.pass {
         // Terminating and deregistering need only the Batch API: a broken spec still cleans up.
         let reaper = BatchReaper::new(ctx.cloud.batch(series.spec.context.region.as_deref()));
-        let unfinished: Vec<_> = pass
-            .groups
-            .iter()
-            .flat_map(|g| &g.jobs)
-            .filter(|j| j.may_run())
-            .cloned()
-            .collect();
+        let unfinished = pass.jobs_that_may_run();
         let mut parts = Vec::new();
         if unfinished.is_empty() {
         } else if keep {

@@ -1,8 +1,10 @@
 //! Executors: where array jobs run. The local executor runs each child as a process on this
-//! machine; the AWS Batch executor submits array jobs. Both sit behind [`Executor`], so the
-//! reconcile loop and its drivers do not know which one they talk to.
+//! machine; the AWS Batch executor submits array jobs; the Kubernetes executor creates Indexed
+//! Jobs. All sit behind [`Executor`], so the reconcile loop and its drivers do not know which
+//! one they talk to.
 
 pub mod batch;
+pub mod kubernetes;
 pub mod local;
 
 use std::sync::Arc;
@@ -15,6 +17,13 @@ use crate::model::outcome::{ChildOutcome, Definition, Failure, GroupLogs, JobObs
 use crate::model::spec::SimulationSeriesSpec;
 use crate::model::status::{GroupJobs, JobRecord, Pass};
 use crate::storage::Storage;
+
+/// Keys of the tags (AWS Batch) and annotations (Kubernetes) that say whose a job is.
+pub const TAG_SERIES: &str = "simseries.io/series";
+pub const TAG_OWNER: &str = "simseries.io/owner";
+pub const TAG_PASS: &str = "simseries.io/pass";
+pub const TAG_GENERATION: &str = "simseries.io/generation";
+pub const TAG_FILE_SET: &str = "simseries.io/file-set";
 
 /// What an executor needs to know about the pass it works for.
 #[derive(Debug, Clone)]
@@ -157,4 +166,28 @@ pub async fn save_group_logs(
             },
         },
     })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The context of pass `pass` of a small series (2 vCPUs, 4,096 MiB) in a local folder.
+    pub fn context(pass: u32) -> PassContext {
+        let spec: SimulationSeriesSpec = serde_yaml_ng::from_str(
+            "context: {workingLocation: /w, manifestLocation: /m, templateLocation: /t, vcpus: 2, memory: 4096}
+series: {name: SERIES, manifestKey: m.csv, templateKey: t.xml, seeds: [0], conditions: [{key: A}], extensions: [CSV]}
+parameters: {model: toy, image: toy, retries: 1, retryDelay: 1}
+",
+        )
+        .unwrap();
+        PassContext {
+            folder: DatedFolder::new(&spec.series.name, crate::model::layout::Date::today_utc()),
+            spec: Arc::new(spec),
+            pass,
+            generation: 7,
+            owner: "lab/series".into(),
+            working: Arc::new(crate::storage::LocalStorage::new("/w".into())),
+        }
+    }
 }

@@ -83,6 +83,8 @@ pub struct JobObservation {
     pub id: String,
     pub state: JobState,
     pub summary: StatusSummary,
+    /// What the job waits for before any child can start (Kueue's admission), if anything.
+    pub waiting_for: Option<String>,
 }
 
 /// Logs saved for one group.
@@ -116,6 +118,15 @@ pub struct ChildOutcome {
 }
 
 impl ChildOutcome {
+    /// The children of a job that was never submitted (its submission was refused).
+    pub fn not_submitted(array_size: u32) -> Vec<ChildOutcome> {
+        (0..array_size)
+            .map(|index| {
+                ChildOutcome::bare(index, Some(JobState::Failed), Some("not submitted".into()))
+            })
+            .collect()
+    }
+
     /// A child the executor knows nothing more of than its state.
     pub fn bare(index: u32, state: Option<JobState>, reason: Option<String>) -> Self {
         ChildOutcome {

@@ -147,6 +147,49 @@ pub struct Context {
     /// job definitions stay as they are.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub propagate_tags: bool,
+    /// Where the children run: `batch` (AWS Batch array jobs) or `kubernetes` (one Indexed Job
+    /// per job, in a cluster; see `kubernetes`). Default: local processes for a local working
+    /// folder, AWS Batch for `s3://`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<ExecutorKind>,
+    /// Settings of the Kubernetes executor (`executor: kubernetes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesContext>,
+}
+
+/// Where a series' children run, when the working location does not decide it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ExecutorKind {
+    /// AWS Batch array jobs (the default for an `s3://` working location).
+    Batch,
+    /// Kubernetes Indexed Jobs, with the AWS Batch container contract.
+    Kubernetes,
+}
+
+/// Where and how the Kubernetes executor runs the children's pods.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesContext {
+    /// Namespace of the Jobs. `simseries run`: default the kubeconfig context's namespace. In
+    /// the cluster the Jobs always go in the series' own namespace; another one is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = 63))]
+    pub namespace: Option<String>,
+    /// ServiceAccount of the pods (e.g. one with an IRSA role that reaches the working
+    /// bucket). Default: the namespace's `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"), length(max = 253))]
+    pub service_account: Option<String>,
+    /// Pods of one Job running at once. Default: every input of the Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub parallelism: Option<u32>,
+    /// Kueue LocalQueue of the Jobs: they are created suspended with the
+    /// `kueue.x-k8s.io/queue-name` label, and run once Kueue admits them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"), length(max = 63))]
+    pub queue_name: Option<String>,
 }
 
 /// Where planning learns which runs already have outputs.
@@ -354,6 +397,11 @@ impl SimulationSeriesSpec {
     /// Whether the model packs seed ranges (ARCADE) or takes one input per run.
     pub fn is_arcade(&self) -> bool {
         self.parameters.model.eq_ignore_ascii_case("ARCADE")
+    }
+
+    /// Whether the children run as Kubernetes Jobs.
+    pub fn on_kubernetes(&self) -> bool {
+        self.context.executor == Some(ExecutorKind::Kubernetes)
     }
 }
 

@@ -241,6 +241,10 @@ pub struct JobRecord {
     /// Whether simseries terminated the job after the last poll.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub terminated: bool,
+    /// What the job waits for before any child can start, where the executor knows it (a
+    /// Kubernetes Job suspended until Kueue admits it), as of the last poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
 }
 
 /// The status of a job or array child, as AWS Batch names it (and the local executor
@@ -330,6 +334,7 @@ impl JobRecord {
             state: None,
             summary: None,
             terminated: false,
+            waiting_for: None,
         }
     }
 
@@ -443,6 +448,17 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl Pass {
+    /// The jobs of the pass that may still run (submitted, or maybe submitted, and not seen
+    /// finished): what deleting a series stops.
+    pub fn jobs_that_may_run(&self) -> Vec<JobRecord> {
+        self.groups
+            .iter()
+            .flat_map(|g| &g.jobs)
+            .filter(|j| j.may_run())
+            .cloned()
+            .collect()
+    }
+
     /// The pass's inputs by state, from the jobs' last observed summaries (a job that could
     /// not be submitted counts all its inputs as failed).
     pub fn input_counts(&self) -> InputCounts {

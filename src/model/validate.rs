@@ -157,6 +157,8 @@ pub fn validate(spec: &SimulationSeriesSpec) -> Result<ValidSeries<'_>, SpecErro
         std::mem::take(&mut errors).finish()?;
     }
 
+    check_executor(&mut errors, spec);
+
     let seeds = check_seeds(&mut errors, "spec.series.seeds", &series.seeds);
     if series.seeds.is_empty() {
         errors.push(
@@ -617,5 +619,26 @@ impl Errors {
                 omitted: self.omitted,
             })
         }
+    }
+}
+
+/// The executor's settings agree with the executor: settings of one it does not use would be
+/// silently ignored.
+fn check_executor(errors: &mut Errors, spec: &SimulationSeriesSpec) {
+    use crate::model::spec::ExecutorKind;
+    let context = &spec.context;
+    if context.kubernetes.is_some() && context.executor != Some(ExecutorKind::Kubernetes) {
+        errors.push(
+            "spec.context.kubernetes",
+            "set, but spec.context.executor is not `kubernetes`, so the children would not run on Kubernetes; add `executor: kubernetes` or remove the block",
+        );
+    }
+    if context.executor == Some(ExecutorKind::Batch)
+        && !context.working_location.starts_with("s3://")
+    {
+        errors.push(
+            "spec.context.workingLocation",
+            "AWS Batch jobs read and write S3: give an s3:// working location, or remove `executor: batch` to run the model on this machine",
+        );
     }
 }

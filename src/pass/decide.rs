@@ -652,6 +652,7 @@ fn apply_observations(pass: &mut Pass, observed: &[JobObservation]) {
         if let Some(seen) = observed.iter().find(|o| Some(&o.id) == job.id.as_ref()) {
             job.state = Some(seen.state);
             job.summary = Some(seen.summary.clone());
+            job.waiting_for = seen.waiting_for.clone();
         }
     }
 }

@@ -182,6 +182,7 @@ pub mod aws_run;
 pub mod cluster_series;
 pub mod fake_batch;
 pub mod fault_proxy;
+pub mod node;
 pub mod privileges;
 
 /// `127.0.0.1:PORT` with a port nobody listens on yet (for a server the test starts).

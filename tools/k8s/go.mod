@@ -1,4 +1,5 @@
-// The Kubernetes control plane the tests run against: kube-apiserver and kubectl, built by
+// The Kubernetes control plane the tests run against: kube-apiserver, kube-controller-manager
+// (its Job and garbage-collector controllers) and kubectl, built by
 // scripts/k8s-tools.sh from the published k8s.io/kubernetes module. Its staging modules are
 // required at v0.0.0 there and resolved by the replaces below (the list is kubernetes' own).
 module simseries.dev/tools/k8s

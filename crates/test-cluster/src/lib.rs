@@ -9,8 +9,13 @@
 //! let config = cluster.controller_kubeconfig();            // as the controller's ServiceAccount
 //! ```
 //!
-//! Not covered, since none runs here: kube-controller-manager (no garbage collection, no
-//! namespace deletion, no default ServiceAccounts or tokens) and kubelets (no pod runs).
+//! With [`TestCluster::start_with_job_controller`], kube-controller-manager runs beside them
+//! with its Job and garbage-collector controllers only: Jobs get their pods and their counts,
+//! and what is deleted takes its dependents along.
+//!
+//! Not covered, since none runs here: the other controllers (no namespace deletion, no default
+//! ServiceAccounts or tokens) and kubelets (no pod runs: a test that needs pods to end plays
+//! the node through the pods' status).
 //! Every process is stopped and the folder removed when the fixture drops, a panic included.
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -190,7 +195,8 @@ pub struct TestCluster {
     /// A kubeconfig for `system:masters`: what a cluster admin (and the tests' kubectl) use.
     pub admin_kubeconfig: PathBuf,
     audit_log: PathBuf,
-    // Stopped in this order: the API server, then its etcd.
+    // Stopped in this order: the controller manager, the API server, then its etcd.
+    controller_manager: Option<Server>,
     apiserver: Server,
     etcd: Server,
 }
@@ -307,6 +313,7 @@ impl TestCluster {
             authority,
             url,
             audit_log,
+            controller_manager: None,
             apiserver,
             etcd,
         };
@@ -314,6 +321,44 @@ impl TestCluster {
         std::fs::rename(&admin, &cluster.admin_kubeconfig).unwrap();
         cluster.wait_ready()?;
         Ok(cluster)
+    }
+
+    /// Starts the control plane and kube-controller-manager with its Job and garbage-collector
+    /// controllers (as `system:masters`, without leader election or a serving port).
+    pub fn start_with_job_controller() -> TestCluster {
+        let mut cluster = Self::start();
+        let manager = Server::spawn(
+            "kube-controller-manager",
+            Command::new(tool("kube-controller-manager"))
+                .arg(format!(
+                    "--kubeconfig={}",
+                    cluster.admin_kubeconfig.display()
+                ))
+                .arg("--controllers=job-controller,garbage-collector-controller")
+                .arg("--leader-elect=false")
+                .arg("--secure-port=0")
+                .arg("--use-service-account-credentials=false")
+                .arg("-v=1"),
+            &cluster.dir,
+        );
+        cluster.controller_manager = Some(manager);
+        std::thread::sleep(Duration::from_millis(300));
+        if let Some(manager) = cluster.controller_manager.as_mut()
+            && manager.exited()
+        {
+            panic!(
+                "kube-controller-manager exited while starting:\n{}",
+                manager.tail()
+            );
+        }
+        cluster
+    }
+
+    /// The end of kube-controller-manager's log, for a failure message.
+    pub fn controller_manager_log(&self) -> String {
+        self.controller_manager
+            .as_ref()
+            .map_or_else(String::new, Server::tail)
     }
 
     /// Ready, or why not (a dropped `self` stops what did start).
@@ -519,6 +564,9 @@ users:
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
+        if let Some(manager) = self.controller_manager.as_mut() {
+            manager.stop();
+        }
         self.apiserver.stop();
         self.etcd.stop();
         if std::env::var_os("SIMSERIES_KEEP_CLUSTER").is_some() {

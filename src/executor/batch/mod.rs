@@ -39,11 +39,7 @@ pub const SUBMITS_PER_SECOND: u32 = 40;
 const TERMINATE_CONCURRENCY: usize = 10;
 
 /// Tag keys on jobs and job definitions.
-pub const TAG_SERIES: &str = "simseries.io/series";
-pub const TAG_OWNER: &str = "simseries.io/owner";
-pub const TAG_PASS: &str = "simseries.io/pass";
-pub const TAG_GENERATION: &str = "simseries.io/generation";
-pub const TAG_FILE_SET: &str = "simseries.io/file-set";
+pub use super::{TAG_FILE_SET, TAG_GENERATION, TAG_OWNER, TAG_PASS, TAG_SERIES};
 
 /// The AWS settings of a series, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -496,6 +492,7 @@ impl Executor for BatchExecutor {
                                     .status_summary
                                     .clone()
                                     .unwrap_or_else(|| StatusSummary::of(state)),
+                                waiting_for: None,
                             })
                         }
                         // AWS forgets jobs some days after they end; nothing more will come.
@@ -503,6 +500,7 @@ impl Executor for BatchExecutor {
                             id: id.clone(),
                             state: JobState::Failed,
                             summary: StatusSummary::of(JobState::Failed),
+                            waiting_for: None,
                         }),
                     }
                 }
@@ -561,15 +559,7 @@ impl Executor for BatchExecutor {
     ) -> BoxFuture<'a, Result<Vec<ChildOutcome>, Failure>> {
         async move {
             let Some(id) = job.submitted_id() else {
-                return Ok((0..job.array_size)
-                    .map(|index| {
-                        ChildOutcome::bare(
-                            index,
-                            Some(JobState::Failed),
-                            Some("not submitted".into()),
-                        )
-                    })
-                    .collect());
+                return Ok(ChildOutcome::not_submitted(job.array_size));
             };
             let children = self.described_children(job, id).await?;
             // The pass record is the last reader of the description.

@@ -259,6 +259,7 @@ impl LocalExecutor {
             id: id.to_string(),
             state,
             summary,
+            waiting_for: None,
         }
     }
 }
