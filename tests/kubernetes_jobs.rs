@@ -80,6 +80,22 @@ fn job_creations(cluster: &TestCluster) -> Vec<String> {
         .collect()
 }
 
+/// A process killed when the test ends, a failed one included.
+struct Stopped(std::process::Child);
+
+impl Stopped {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 fn wait_until(what: &str, mut check: impl FnMut() -> bool, context: impl Fn() -> String) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !check() {
@@ -189,4 +205,325 @@ async fn simseries_run_runs_a_series_as_indexed_jobs() {
         "only the missing run: {status:#}"
     );
     assert_eq!(job_creations(&cluster).len(), 2);
+}
+
+/// The controller, as deploy/'s ServiceAccount, runs the AWS example (on moto's S3) as
+/// Indexed Jobs in the series' namespace, owned by the series. Pass 1: a pod lost to a node
+/// disruption is replaced; a straggler is still running after the last poll, so its Job is
+/// terminated (the Job controller stops its pod) and the pass ends Incomplete. The outputs
+/// appear for the rest; a rerun runs the straggler's run alone and the series is Ready. The
+/// controller used exactly what deploy/rbac.yaml grants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_runs_a_series_as_indexed_jobs_to_ready() {
+    use common::fixtures::Fixture;
+    use std::process::{Command, Stdio};
+
+    let cluster = TestCluster::start_with_job_controller();
+    cluster.install_deploy();
+    cluster.create_namespace("lab");
+    let moto = common::moto::shared();
+    let bucket = moto.bucket("k8s-jobs").await;
+    let template = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/aws/template.xml"
+    ))
+    .unwrap();
+    moto.s3()
+        .put_object()
+        .bucket(&bucket)
+        .key("config/template.xml")
+        .body(template.into())
+        .send()
+        .await
+        .unwrap();
+    let series = Fixture::aws_example()
+        .on_s3(&bucket)
+        .named(common::cluster_series::NAME, Some("lab"), "AWS_EXAMPLE")
+        // The Job controller replaces a disrupted pod after its pod-failure backoff (10 s).
+        .polls(20, 1)
+        .edit(|s| {
+            let context = &mut s.spec.context;
+            context.executor = Some(simseries::model::spec::ExecutorKind::Kubernetes);
+            context.kubernetes = Some(Default::default());
+            s.spec.series.seeds = vec![0, 1];
+            s.spec.parameters.image = Some("ghcr.io/lab/toy-model:1".into());
+        })
+        .yaml();
+
+    let log = cluster.dir().join("controller.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_simseries"));
+    command
+        .args(["controller", "--tenancy", "any"])
+        .args(["--lease-namespace", test_cluster::CONTROLLER_NAMESPACE])
+        .args(["--metrics-address", &common::free_address()])
+        .env("KUBECONFIG", cluster.controller_kubeconfig())
+        .env("SIMSERIES_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    for (key, value) in moto.env() {
+        command.env(key, value);
+    }
+    let mut controller = Stopped(command.spawn().unwrap());
+    let logs =
+        || std::fs::read_to_string(&log).unwrap_or_default() + &cluster.controller_manager_log();
+
+    // Index 1's first pod is disrupted; index 3 hangs through pass 1 and runs in pass 2.
+    let pass_one = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let in_pass_one = pass_one.clone();
+    let node = Node::start(
+        cluster.admin_client().await,
+        "lab",
+        Some(moto.s3()),
+        move |_, index, attempt| match (index, attempt) {
+            (1, 0) => PodEnd::Disrupt,
+            (3, _) if in_pass_one.load(std::sync::atomic::Ordering::SeqCst) => PodEnd::Hang,
+            _ => PodEnd::Succeed,
+        },
+    );
+    ok(&cluster.kubectl(&["apply", "-f", "-"], Some(&series)));
+    let field = |path: &str| common::cluster_series::field(&cluster, "lab", path);
+
+    // The Job is the series' own: the garbage collector deletes it with the series.
+    wait_until(
+        "a Job in the series' namespace",
+        || !ok(&cluster.kubectl(&["get", "jobs", "-n", "lab", "-o", "name"], None)).is_empty(),
+        logs,
+    );
+    let jobs: Value = serde_json::from_str(&ok(
+        &cluster.kubectl(&["get", "jobs", "-n", "lab", "-o", "json"], None)
+    ))
+    .unwrap();
+    let owner = &jobs["items"][0]["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "SimulationSeries", "{jobs:#}");
+    assert_eq!(owner["name"], common::cluster_series::NAME);
+    assert_eq!(
+        owner["uid"].as_str(),
+        Some(field("{.metadata.uid}").as_str())
+    );
+
+    wait_until(
+        "pass 1 to end Incomplete",
+        || field("{.status.phase}") == "Incomplete",
+        logs,
+    );
+    let job = field("{.status.pass.groups[0].jobs[0]}");
+    let job: Value = serde_json::from_str(&job).unwrap();
+    assert_eq!(job["terminated"], true, "{job:#}");
+    assert_eq!(job["summary"]["succeeded"], 3, "{job:#}");
+    assert_eq!(field("{.status.runs.complete}"), "3");
+    let attempts = node.attempts();
+    assert_eq!(
+        attempts.values().map(Vec::len).sum::<usize>(),
+        5,
+        "4 pods and the disrupted one's replacement: {attempts:?}"
+    );
+
+    pass_one.store(false, std::sync::atomic::Ordering::SeqCst);
+    ok(&cluster.kubectl(
+        &[
+            "-n",
+            "lab",
+            "annotate",
+            "--overwrite",
+            "simser/aws-example",
+            "simseries.io/rerun=straggler",
+        ],
+        None,
+    ));
+    wait_until(
+        "the series to be Ready",
+        || field("{.status.conditions[?(@.type==\"Ready\")].status}") == "True",
+        logs,
+    );
+    assert_eq!(field("{.status.runs.complete}"), "4");
+    assert_eq!(field("{.status.pass.groups[0].jobs[0].arraySize}"), "1");
+    assert_eq!(
+        job_creations(&cluster).len(),
+        2,
+        "{:?}",
+        job_creations(&cluster)
+    );
+    wait_until(
+        "the Jobs to be cleaned",
+        || ok(&cluster.kubectl(&["get", "jobs", "-n", "lab", "-o", "name"], None)).is_empty(),
+        logs,
+    );
+
+    // deploy/rbac.yaml grants what the controller used, all of it (but a repeated event). A
+    // watch is audited when it ends: stop the controller first.
+    controller.stop();
+    std::thread::sleep(Duration::from_secs(1));
+    let requests = cluster.audit_events_of(&test_cluster::controller_user());
+    let report =
+        common::privileges::rbac_report(&requests, &common::privileges::deploy_rbac_grants());
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert!(report.ungranted.is_empty(), "{:?}", report.ungranted);
+    let unused: Vec<&String> = report
+        .unused
+        .iter()
+        .filter(|g| *g != "events.k8s.io/events patch")
+        .collect();
+    assert!(unused.is_empty(), "granted but never used: {unused:?}");
+    let polls = requests
+        .iter()
+        .filter(|e| e["verb"] == "list" && e["objectRef"]["resource"] == "jobs")
+        .count();
+    eprintln!("Job list calls (one per poll) in 2 passes: {polls}");
+}
+
+/// Kueue's contract, on the real Job controller (Kueue itself does not run here): with
+/// `queueName` the Job is created suspended with Kueue's queue label, no pod starts, and the
+/// status says what the job waits for; once admitted (Kueue unsuspends it) its pods run and
+/// the pass completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_name_leaves_the_job_suspended_until_kueue_admits_it() {
+    let cluster = TestCluster::start_with_job_controller();
+    cluster.create_namespace("sims");
+    let dir = quickstart_on_kubernetes("k8s-kueue", "sims", "[0]");
+    common::edit_file(
+        &dir.join("series.yaml"),
+        &[("parallelism: 3}", "parallelism: 3, queueName: lab-queue}")],
+    );
+    let _node = Node::start(cluster.admin_client().await, "sims", None, |_, _, _| {
+        PodEnd::Succeed
+    });
+    let run = {
+        let dir = dir.to_path_buf();
+        let kubeconfig = cluster.admin_kubeconfig.clone();
+        std::thread::spawn(move || {
+            let file = dir.join("series.yaml");
+            common::simseries(
+                &[
+                    "run",
+                    "-f",
+                    file.to_str().unwrap(),
+                    "--kubeconfig",
+                    kubeconfig.to_str().unwrap(),
+                    "--date",
+                    DATE,
+                ],
+                &[],
+            )
+        })
+    };
+    let jobs = || -> Value {
+        serde_json::from_str(&ok(
+            &cluster.kubectl(&["get", "jobs", "-n", "sims", "-o", "json"], None)
+        ))
+        .unwrap()
+    };
+    wait_until(
+        "the Job to be created",
+        || !jobs()["items"].as_array().unwrap().is_empty(),
+        || cluster.controller_manager_log(),
+    );
+    let job = jobs()["items"][0].clone();
+    assert_eq!(job["spec"]["suspend"], true, "{job:#}");
+    assert_eq!(
+        job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"],
+        "lab-queue"
+    );
+    let status_file = dir.join("working/QUICKSTART/simseries/status.json");
+    let waiting = || {
+        let text = std::fs::read_to_string(&status_file).unwrap_or_default();
+        let status: Value = serde_json::from_str(&text).unwrap_or_default();
+        status["status"]["pass"]["groups"][0]["jobs"][0].clone()
+    };
+    wait_until(
+        "the status to show the job waiting for admission",
+        || waiting()["waitingFor"] == "admission by Kueue (LocalQueue lab-queue)",
+        || waiting().to_string(),
+    );
+    assert_eq!(waiting()["state"], "RUNNABLE");
+    assert_eq!(waiting()["summary"]["runnable"], 3);
+    let pods = ok(&cluster.kubectl(&["get", "pods", "-n", "sims", "-o", "name"], None));
+    assert_eq!(pods, "", "a suspended Job starts no pod");
+
+    // Admitted: Kueue resumes the Job.
+    let name = job["metadata"]["name"].as_str().unwrap();
+    ok(&cluster.kubectl(
+        &[
+            "-n",
+            "sims",
+            "patch",
+            "job",
+            name,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"suspend":false}}"#,
+        ],
+        None,
+    ));
+    let output = tokio::task::block_in_place(|| run.join().unwrap());
+    let said = common::text(&output.stderr) + &common::text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{said}");
+    assert_eq!(status(&dir)["runs"]["complete"], 3);
+    assert_eq!(job_creations(&cluster).len(), 1);
+}
+
+/// A poll costs one list call for all the Jobs of a pass, whatever their children: a series of
+/// 10,002 runs (two Jobs, past the 10,000 inputs of one), left suspended, is polled five times
+/// and then terminated (the Jobs never started, so they are deleted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_is_one_list_call_at_ten_thousand_children() {
+    let cluster = TestCluster::start_with_job_controller();
+    cluster.create_namespace("sims");
+    let seeds: Vec<String> = (0..3334).map(|s| s.to_string()).collect();
+    let dir = quickstart_on_kubernetes("k8s-scale", "sims", &format!("[{}]", seeds.join(", ")));
+    common::edit_file(
+        &dir.join("series.yaml"),
+        &[
+            (
+                "parallelism: 3}",
+                "parallelism: 3, queueName: never-admitted}",
+            ),
+            ("    retries: 60", "    retries: 5"),
+        ],
+    );
+    let output = run(&dir, &cluster, &[]);
+    let said = common::text(&output.stderr) + &common::text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    let status = status(&dir);
+    let jobs = status["pass"]["groups"][0]["jobs"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let sizes: Vec<u64> = jobs
+        .iter()
+        .map(|j| j["arraySize"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes, vec![10000, 2], "{jobs:?}");
+    assert!(jobs.iter().all(|j| j["terminated"] == true), "{jobs:?}");
+    let polls = status["attempts"].as_u64().unwrap();
+
+    let mine: Vec<Value> = cluster
+        .audit_events()
+        .into_iter()
+        .filter(|e| {
+            e["userAgent"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("kubectl-simseries/"))
+        })
+        .collect();
+    let calls = |verb: &str, resource: &str| {
+        mine.iter()
+            .filter(|e| e["verb"] == verb && e["objectRef"]["resource"] == resource)
+            .count() as u64
+    };
+    eprintln!(
+        "10,002 children, {polls} polls: {} Job lists, {} Job gets, {} pod lists, {} calls in all",
+        calls("list", "jobs"),
+        calls("get", "jobs"),
+        calls("list", "pods"),
+        mine.len()
+    );
+    // One list per poll, and one before cleaning.
+    assert_eq!(calls("list", "jobs"), polls + 1, "{polls} polls");
+    assert_eq!(calls("create", "jobs"), 2);
+    assert_eq!(calls("delete", "jobs"), 2, "never started: deleted");
+    assert!(mine.len() as u64 <= polls + 12, "{} calls", mine.len());
+    assert_eq!(
+        ok(&cluster.kubectl(&["get", "jobs", "-n", "sims", "-o", "name"], None)),
+        ""
+    );
 }
