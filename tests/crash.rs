@@ -192,3 +192,127 @@ async fn the_batch_driver_survives_a_crash_at_every_point() {
     }
     eprintln!("batch driver: {crashed} crash points survived");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The Kubernetes driver: `simseries run` with `executor: kubernetes`, on a real API server and
+// Job controller, the test playing the node (tests/common/node.rs).
+
+/// Six runs as one Indexed Job of six pods; index 5 hangs, so its Job is terminated after the
+/// last poll.
+fn kubernetes_series(name: &str) -> common::TestDir {
+    quickstart(
+        name,
+        &[
+            (
+                "    vcpus: 1\n",
+                "    vcpus: 1\n    executor: kubernetes\n    kubernetes: {namespace: crash}\n",
+            ),
+            ("seeds: [0, 1, 2, 3]", "seeds: [0, 1]"),
+            (
+                "    command: [sh, model/toy-model.sh]\n",
+                "    image: ghcr.io/lab/toy-model:1\n",
+            ),
+            ("retries: 20", "retries: 3"),
+            ("retryDelay: 5", "retryDelay: 2"),
+        ],
+    )
+}
+
+fn run_kubernetes(dir: &Path, kubeconfig: &Path, failpoints: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_simseries"));
+    command
+        .args(["run", "-f"])
+        .arg(dir.join("series.yaml"))
+        .args(["--date", DATE, "--kubeconfig"])
+        .arg(kubeconfig)
+        .stdin(Stdio::null());
+    match failpoints {
+        Some(config) => command.env("FAILPOINTS", config),
+        None => command.env_remove("FAILPOINTS"),
+    };
+    tokio::task::block_in_place(|| command.output().unwrap())
+}
+
+/// Job names the server created (201), each as often as it did.
+fn created_jobs(cluster: &test_cluster::TestCluster) -> Vec<String> {
+    cluster
+        .audit_events()
+        .into_iter()
+        .filter(|e| {
+            e["verb"] == "create"
+                && e["objectRef"]["resource"] == "jobs"
+                && e["responseStatus"]["code"] == 201
+        })
+        .map(|e| {
+            e["objectRef"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubernetes_driver_survives_a_crash_at_every_point() {
+    use common::node::{Node, PodEnd};
+    let cluster = test_cluster::TestCluster::start_with_job_controller();
+    cluster.create_namespace("crash");
+    let kubeconfig = cluster.admin_kubeconfig.clone();
+    let _node = Node::start(
+        cluster.admin_client().await,
+        "crash",
+        None,
+        |_, index, _| {
+            if index == 5 {
+                PodEnd::Hang
+            } else {
+                PodEnd::Succeed
+            }
+        },
+    );
+
+    let baseline = kubernetes_series("crash-k8s-baseline");
+    let out = run_kubernetes(&baseline, &kubeconfig, None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let expected = normalized(local_status(&baseline));
+    assert_eq!(expected["phase"], "Incomplete", "the straggler terminated");
+    assert_eq!(created_jobs(&cluster).len(), 1);
+
+    let mut crashed = 0;
+    for (i, config) in crash_configs().iter().enumerate() {
+        let dir = kubernetes_series(&format!("crash-k8s-{i}"));
+        let first = run_kubernetes(&dir, &kubeconfig, Some(config));
+        assert_eq!(
+            first.status.code(),
+            Some(CRASH_EXIT_CODE),
+            "{config}: the crash point was not reached: {}",
+            text(&first.stderr)
+        );
+        crashed += 1;
+        let second = run_kubernetes(&dir, &kubeconfig, None);
+        assert_eq!(
+            second.status.code(),
+            Some(1),
+            "{config}: {}",
+            text(&second.stderr)
+        );
+        assert_eq!(
+            normalized(local_status(&dir)),
+            expected,
+            "{config}: the final status differs from an uninterrupted run"
+        );
+        let created = created_jobs(&cluster);
+        let mut distinct = created.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(
+            (created.len(), distinct.len()),
+            (crashed + 1, crashed + 1),
+            "{config}: one Job per pass, created once: {created:?}"
+        );
+    }
+    let jobs =
+        test_cluster::ok(&cluster.kubectl(&["get", "jobs", "-n", "crash", "-o", "name"], None));
+    assert_eq!(jobs, "", "every pass cleaned its Job");
+    eprintln!("kubernetes driver: {crashed} crash points survived, 0 duplicate Jobs");
+}

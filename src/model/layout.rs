@@ -157,6 +157,15 @@ impl DatedFolder {
         format!("{}pass-{pass}/children/", self.scaffolding())
     }
 
+    /// `{name}/{date}/simseries/pass-{n}/jobs/{fileSetName}.json`: what a Kubernetes Job said
+    /// of its children, kept when the Job is deleted (the pass record is written after).
+    pub fn job_children(&self, pass: u32, file_set_name: &str) -> String {
+        format!(
+            "{}pass-{pass}/jobs/{file_set_name}.json",
+            self.scaffolding()
+        )
+    }
+
     /// `{name}/{date}/simseries/pass-{n}.json`: the per-child record of a pass.
     pub fn pass_record(&self, pass: u32) -> String {
         format!("{}simseries/pass-{pass}.json", self.root())

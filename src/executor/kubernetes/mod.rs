@@ -9,7 +9,9 @@
 //! - Terminating a Job that runs sets its `activeDeadlineSeconds` to 1: the Job controller
 //!   stops its pods and fails it, and its status stays for the record; a Job that never
 //!   started (waiting for Kueue) is deleted.
-//! - Cleaning deletes the pass's Jobs (their pods go with them).
+//! - Cleaning deletes the pass's Jobs (their pods go with them), having first saved what they
+//!   say of their children beside the pass record: the record is written after cleaning, and
+//!   must say the same whether it is read before or after a restart.
 
 pub mod manifest;
 pub mod observe;
@@ -26,13 +28,16 @@ use kube::{Api, Client};
 
 pub use self::manifest::JobSettings;
 use self::manifest::{CONTAINER, JOB_NAME_LABEL, PASS_LABEL};
-use super::{Executor, PassContext, save_group_logs};
+use super::{Executor, PassContext, save_group_logs, storage_failure};
 use crate::model::logfilter::LogFilter;
 use crate::model::outcome::{ChildOutcome, Definition, Failure, GroupLogs, JobObservation};
 use crate::model::spec::SimulationSeriesSpec;
 use crate::model::status::{JobRecord, JobState, Pass};
 use crate::model::validate::{SpecError, SpecErrors};
+use crate::storage::StorageErrorKind;
 
+/// The saved log of a child with no pod to read from.
+const NO_POD_LEFT: &str = "[simseries: no pod of this child is left to read a log from: it never started, or it was stopped with its Job]\n";
 /// Objects per list call.
 const PAGE: u32 = 500;
 /// Log reads (one per pod) in flight at once.
@@ -266,6 +271,22 @@ impl KubernetesExecutor {
         Ok(pods)
     }
 
+    /// The children of a Job from the Job's status and its pods.
+    async fn read_children(
+        &self,
+        job: &JobRecord,
+        name: &str,
+    ) -> Result<Vec<ChildOutcome>, Failure> {
+        let found = self
+            .api
+            .jobs
+            .get_opt(name)
+            .await
+            .map_err(|e| failure(&format!("reading Job {name}"), e))?;
+        let pods = observe::kept_pods(&self.pods(name).await?, job.terminated);
+        Ok(observe::children(found.as_ref(), job.array_size, &pods))
+    }
+
     /// A pod's log, filtered; what went wrong instead, where it cannot be read (a pod whose
     /// node is gone keeps no log).
     async fn pod_log(&self, name: &str, filter: &LogFilter) -> String {
@@ -383,14 +404,18 @@ impl Executor for KubernetesExecutor {
                     let Some(name) = job.submitted_id() else {
                         continue;
                     };
-                    let pods = self.pods(name).await?;
+                    let pods = observe::kept_pods(&self.pods(name).await?, job.terminated);
                     let by_index = observe::attempts_by_index(&pods);
-                    let reads: Vec<_> = by_index
-                        .iter()
-                        .map(|(index, attempts)| {
+                    // One log per child, as on AWS Batch, even where no pod is left.
+                    let reads: Vec<_> = (0..job.array_size.max(1))
+                        .map(|index| {
                             let filter = &filter;
+                            let attempts = by_index.get(&index).cloned().unwrap_or_default();
                             async move {
                                 let mut text = String::new();
+                                if attempts.is_empty() {
+                                    text.push_str(NO_POD_LEFT);
+                                }
                                 for (n, pod) in attempts.iter().enumerate() {
                                     let pod_name = pod.metadata.name.clone().unwrap_or_default();
                                     if attempts.len() > 1 {
@@ -401,7 +426,7 @@ impl Executor for KubernetesExecutor {
                                     }
                                     text.push_str(&self.pod_log(&pod_name, filter).await);
                                 }
-                                (*index, text)
+                                (index, text)
                             }
                         })
                         .collect();
@@ -426,23 +451,32 @@ impl Executor for KubernetesExecutor {
 
     fn children<'a>(
         &'a self,
-        _context: &'a PassContext,
+        context: &'a PassContext,
         job: &'a JobRecord,
     ) -> BoxFuture<'a, Result<Vec<ChildOutcome>, Failure>> {
         async move {
             let Some(name) = job.submitted_id() else {
                 return Ok(ChildOutcome::not_submitted(job.array_size));
             };
-            let found = self
-                .api
-                .jobs
-                .get_opt(name)
-                .await
-                .map_err(|e| failure(&format!("reading Job {name}"), e))?;
-            let pods = self.pods(name).await?;
+            let key = context
+                .folder
+                .job_children(context.pass, &job.file_set_name);
+            match context.working.read(&key).await {
+                Ok(saved) => {
+                    return serde_json::from_slice(&saved).map_err(|e| {
+                        Failure::permanent(
+                            "RecordUnreadable",
+                            format!("{key}: {e}; remove it to read the Job again"),
+                        )
+                    });
+                }
+                Err(e) if e.kind == StorageErrorKind::NotFound => {}
+                Err(e) => return Err(storage_failure("RecordUnreadable", &e)),
+            }
+            let children = self.read_children(job, name).await?;
             // The pass record is the last reader of the pods.
             self.listed.lock().expect("listed lock").remove(name);
-            Ok(observe::children(found.as_ref(), job.array_size, &pods))
+            Ok(children)
         }
         .boxed()
     }
@@ -470,6 +504,22 @@ impl Executor for KubernetesExecutor {
                     "JobsStillRunning",
                     format!("Job {busy} has not finished; the Jobs are deleted once it has"),
                 ));
+            }
+            // What the Jobs say of their children, kept for the pass record before they go.
+            for job in pass.groups.iter().flat_map(|g| &g.jobs) {
+                let Some(name) = job.id.as_ref().filter(|n| found.contains_key(*n)) else {
+                    continue;
+                };
+                let children = self.read_children(job, name).await?;
+                let key = context
+                    .folder
+                    .job_children(context.pass, &job.file_set_name);
+                let body = serde_json::to_vec(&children).expect("children serialize");
+                context
+                    .working
+                    .write(&key, body)
+                    .await
+                    .map_err(|e| storage_failure("RecordNotSaved", &e))?;
             }
             let deletes: Vec<_> = names.iter().map(|name| self.api.delete(name)).collect();
             futures::stream::iter(deletes)

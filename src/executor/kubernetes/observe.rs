@@ -159,6 +159,16 @@ pub fn pod_index(pod: &Pod) -> Option<u32> {
         .ok()
 }
 
+/// The pods that tell a child's attempts. Of a Job simseries terminated, only the pods that
+/// ended on their own: the Job controller deletes the others, sooner or later, so what the
+/// record says of them would depend on when it was read (before or after a restart).
+pub fn kept_pods(pods: &[Pod], terminated: bool) -> Vec<Pod> {
+    pods.iter()
+        .filter(|pod| !terminated || pod_state(pod).is_some_and(JobState::is_finished))
+        .cloned()
+        .collect()
+}
+
 /// The pods of each index, oldest first: one attempt each.
 pub fn attempts_by_index(pods: &[Pod]) -> BTreeMap<u32, Vec<&Pod>> {
     let mut by_index: BTreeMap<u32, Vec<&Pod>> = BTreeMap::new();
@@ -410,6 +420,19 @@ mod tests {
         assert_eq!(children[1].state, Some(JobState::Failed));
         assert_eq!(children[1].exit_code, Some(3));
         assert_eq!(children[2].state, None, "never seen");
+        let running = pod(
+            "j-2-a",
+            2,
+            "2026-12-01T00:00:00Z",
+            json!({"phase": "Running"}),
+        );
+        let all = [pods.clone(), vec![running]].concat();
+        assert_eq!(kept_pods(&all, false).len(), 4);
+        assert_eq!(
+            kept_pods(&all, true).len(),
+            3,
+            "a terminated Job's running pod is on its way out"
+        );
         let gone = super::children(None, 2, &[]);
         assert!(gone.iter().all(|c| c.state == Some(JobState::Failed)));
     }
