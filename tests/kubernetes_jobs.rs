@@ -527,3 +527,53 @@ async fn a_poll_is_one_list_call_at_ten_thousand_children() {
         ""
     );
 }
+
+/// A user the cluster does not allow to create Jobs, and a namespace that does not exist: the
+/// pass fails at its submission with what to fix, and nothing is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_submission_says_what_to_fix() {
+    let cluster = TestCluster::start();
+    cluster.create_namespace("sims");
+    let alice = cluster.kubeconfig_for("alice", &[]);
+    let dir = quickstart_on_kubernetes("k8s-refused", "sims", "[0]");
+    let file = dir.join("series.yaml");
+    let out = tokio::task::block_in_place(|| {
+        common::simseries(
+            &[
+                "run",
+                "-f",
+                file.to_str().unwrap(),
+                "--kubeconfig",
+                alice.to_str().unwrap(),
+            ],
+            &[],
+        )
+    });
+    let said = common::text(&out.stderr) + &common::text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("was not submitted: Forbidden: creating Job"),
+        "the user is told why: {said}"
+    );
+    let status = status(&dir);
+    let error = status["pass"]["lastError"].to_string() + &status["conditions"].to_string();
+    assert!(error.contains("Forbidden"), "{status:#}");
+    assert!(
+        error.contains("create, get, list, patch and delete on jobs"),
+        "{status:#}"
+    );
+
+    let dir = quickstart_on_kubernetes("k8s-no-namespace", "missing", "[0]");
+    let out = run(&dir, &cluster, &[]);
+    let said = common::text(&out.stderr) + &common::text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("was not submitted: NotFound"), "{said}");
+    let status = self::status(&dir);
+    assert!(
+        status
+            .to_string()
+            .contains(r#"namespaces \"missing\" not found"#),
+        "{status:#}"
+    );
+    assert!(job_creations(&cluster).is_empty());
+}

@@ -39,7 +39,9 @@ pub enum CliError {
     Prepare(#[from] PrepareError),
     #[error("cannot write {what}: {error}")]
     Write { what: String, error: StorageError },
-    #[error("cannot read the kubeconfig: {0}; set KUBECONFIG or --context")]
+    #[error(
+        "cannot read the kubeconfig: {0}; set KUBECONFIG (or give simseries run --kubeconfig FILE), or choose a context with --context"
+    )]
     Kubeconfig(String),
     #[error("Kubernetes API: {0}")]
     Kube(kube::Error),

@@ -83,18 +83,19 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, CliError> {
     let local = matches!(locations.working, Location::Local(_)) && !spec.on_kubernetes();
     let (executor, _lock): (Arc<dyn Executor>, Option<RunLock>) = match &locations.working {
         working if spec.on_kubernetes() => {
+            // The spec's own errors before the cluster's.
+            let mut settings = JobSettings::from_spec(&spec, "", None)?;
             let (client, default_namespace) = crate::cli::cluster::connect(
                 options.kubeconfig.as_deref(),
                 options.kube_context.as_deref(),
             )
             .await?;
-            let namespace = spec
+            settings.namespace = spec
                 .context
                 .kubernetes
                 .as_ref()
                 .and_then(|k| k.namespace.clone())
                 .unwrap_or(default_namespace);
-            let settings = JobSettings::from_spec(&spec, &namespace, None)?;
             let lock = match working {
                 Location::Local(root) => Some(RunLock::take(root, &spec.series.name)?),
                 Location::S3 { .. } => None,

@@ -3,7 +3,9 @@
 //! Kubernetes events and the command line as progress lines, so both tell the same story.
 
 use crate::model::layout::Date;
-use crate::model::status::{OutputsMissing, Pass, PassError, Phase, SimulationSeriesStatus};
+use crate::model::status::{
+    OutputsMissing, Pass, PassError, Phase, SimulationSeriesStatus, Submission,
+};
 use crate::model::usage::PassUsage;
 use crate::pass::conditions::outputs_missing_message;
 
@@ -20,6 +22,13 @@ pub enum Transition {
         inputs: u32,
         jobs: usize,
         date: Option<Date>,
+    },
+    /// A job's submission was refused for good (its inputs run at the next pass, once the
+    /// cause is fixed).
+    SubmitRefused {
+        pass: u32,
+        job: String,
+        error: PassError,
     },
     /// Every job is submitted; polling begins.
     Submitted {
@@ -79,6 +88,7 @@ impl Transition {
                 | Transition::RunsFailed { .. }
                 | Transition::OutputsMissing { .. }
                 | Transition::StartFailed { .. }
+                | Transition::SubmitRefused { .. }
                 | Transition::Retrying { .. }
         )
     }
@@ -97,6 +107,7 @@ impl Transition {
             Transition::RunsFailed { .. } => "RunsFailed",
             Transition::OutputsMissing { .. } => "OutputsMissing",
             Transition::StartFailed { error, .. } => &error.reason,
+            Transition::SubmitRefused { error, .. } => &error.reason,
             Transition::Retrying { .. } => "Retrying",
         }
     }
@@ -106,7 +117,7 @@ impl Transition {
         match self {
             Transition::Started { .. } | Transition::Planned { .. } => "Plan",
             Transition::StartFailed { .. } => "Plan",
-            Transition::Submitted { .. } => "Submit",
+            Transition::Submitted { .. } | Transition::SubmitRefused { .. } => "Submit",
             Transition::Terminating { .. } => "Terminate",
             Transition::CollectingLogs { .. } => "CollectLogs",
             Transition::Cleaning { .. } => "Clean",
@@ -132,6 +143,7 @@ impl Transition {
             | Transition::RunsFailed { pass }
             | Transition::OutputsMissing { pass, .. }
             | Transition::StartFailed { pass, .. }
+            | Transition::SubmitRefused { pass, .. }
             | Transition::Retrying { pass, .. } => *pass,
         }
     }
@@ -169,6 +181,9 @@ impl Transition {
                 format!("pass {pass} ended with failed or terminated runs")
             }
             Transition::StartFailed { error, .. } => error.message.clone(),
+            Transition::SubmitRefused { job, error, .. } => {
+                format!("job {job} was not submitted: {error}")
+            }
             Transition::Retrying { error, attempt, .. } => {
                 format!("{error} (attempt {attempt})")
             }
@@ -202,6 +217,26 @@ pub fn transitions(old: &SimulationSeriesStatus, new: &SimulationSeriesStatus) -
         && let Some(change) = phase_change(pass)
     {
         out.push(change);
+    }
+    let refused_before = |name: &str| {
+        before.is_some_and(|p| {
+            p.groups
+                .iter()
+                .flat_map(|g| &g.jobs)
+                .any(|j| j.name == name && j.submission() == Submission::Refused)
+        })
+    };
+    for job in pass.groups.iter().flat_map(|g| &g.jobs) {
+        if job.submission() == Submission::Refused && !refused_before(&job.name) {
+            out.push(Transition::SubmitRefused {
+                pass: number,
+                job: job.name.clone(),
+                error: pass
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| PassError::new("SubmitRefused", "")),
+            });
+        }
     }
     let old_errors = before.map_or(0, |p| p.consecutive_errors);
     if pass.consecutive_errors > old_errors
