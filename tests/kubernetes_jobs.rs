@@ -435,6 +435,19 @@ async fn a_queue_name_leaves_the_job_suspended_until_kueue_admits_it() {
         || waiting().to_string(),
     );
     assert_eq!(waiting()["state"], "RUNNABLE");
+    let shown = tokio::task::block_in_place(|| {
+        common::simseries(
+            &["status", "-f", dir.join("series.yaml").to_str().unwrap()],
+            &[],
+        )
+    });
+    assert!(
+        common::text(&shown.stdout)
+            .contains("RUNNABLE (waiting for admission by Kueue (LocalQueue lab-queue))"),
+        "{}{}",
+        common::text(&shown.stdout),
+        common::text(&shown.stderr)
+    );
     assert_eq!(waiting()["summary"]["runnable"], 3);
     let pods = ok(&cluster.kubectl(&["get", "pods", "-n", "sims", "-o", "name"], None));
     assert_eq!(pods, "", "a suspended Job starts no pod");

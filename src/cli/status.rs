@@ -259,10 +259,11 @@ fn jobs_table(pass: &crate::model::status::Pass) -> String {
     for group in &pass.groups {
         for job in &group.jobs {
             let summary = job.summary.clone().unwrap_or_default();
-            let state = match (job.state, job.terminated) {
-                (Some(state), true) => format!("{state} (terminated)"),
-                (Some(state), false) => state.to_string(),
-                (None, _) => "-".to_string(),
+            let state = match (job.state, job.terminated, &job.waiting_for) {
+                (Some(state), true, _) => format!("{state} (terminated)"),
+                (Some(state), false, Some(waiting)) => format!("{state} (waiting for {waiting})"),
+                (Some(state), false, None) => state.to_string(),
+                (None, ..) => "-".to_string(),
             };
             table.add_row([
                 group.group.clone(),
