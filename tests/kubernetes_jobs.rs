@@ -80,6 +80,65 @@ fn job_creations(cluster: &TestCluster) -> Vec<String> {
         .collect()
 }
 
+/// A bucket holding the AWS example's template (its manifest source is the listing).
+async fn aws_example_bucket(moto: &common::moto::Moto) -> String {
+    let bucket = moto.bucket("k8s-jobs").await;
+    let template = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/aws/template.xml"
+    ))
+    .unwrap();
+    moto.s3()
+        .put_object()
+        .bucket(&bucket)
+        .key("config/template.xml")
+        .body(template.into())
+        .send()
+        .await
+        .unwrap();
+    bucket
+}
+
+/// The AWS example (2 seeds: 4 runs) as object `name` in namespace `lab`, on Kubernetes,
+/// polled `polls` times a second apart.
+fn aws_example_on_kubernetes(bucket: &str, name: &str, polls: u32) -> String {
+    common::fixtures::Fixture::aws_example()
+        .on_s3(bucket)
+        .named(name, Some("lab"), "AWS_EXAMPLE")
+        .polls(polls, 1)
+        .edit(|s| {
+            let context = &mut s.spec.context;
+            context.executor = Some(simseries::model::spec::ExecutorKind::Kubernetes);
+            context.kubernetes = Some(Default::default());
+            s.spec.series.seeds = vec![0, 1];
+            s.spec.parameters.image = Some("ghcr.io/lab/toy-model:1".into());
+        })
+        .yaml()
+}
+
+/// The controller as deploy/'s ServiceAccount, with leader election, on moto's S3; its log
+/// file.
+fn start_controller(
+    cluster: &TestCluster,
+    moto: &common::moto::Moto,
+) -> (Stopped, std::path::PathBuf) {
+    use std::process::{Command, Stdio};
+    let log = cluster.dir().join("controller.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_simseries"));
+    command
+        .args(["controller", "--tenancy", "any"])
+        .args(["--lease-namespace", test_cluster::CONTROLLER_NAMESPACE])
+        .args(["--metrics-address", &common::free_address()])
+        .env("KUBECONFIG", cluster.controller_kubeconfig())
+        .env("SIMSERIES_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    for (key, value) in moto.env() {
+        command.env(key, value);
+    }
+    (Stopped(command.spawn().unwrap()), log)
+}
+
 /// A process killed when the test ends, a failed one included.
 struct Stopped(std::process::Child);
 
@@ -215,55 +274,14 @@ async fn simseries_run_runs_a_series_as_indexed_jobs() {
 /// controller used exactly what deploy/rbac.yaml grants.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_runs_a_series_as_indexed_jobs_to_ready() {
-    use common::fixtures::Fixture;
-    use std::process::{Command, Stdio};
-
     let cluster = TestCluster::start_with_job_controller();
     cluster.install_deploy();
     cluster.create_namespace("lab");
     let moto = common::moto::shared();
-    let bucket = moto.bucket("k8s-jobs").await;
-    let template = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/aws/template.xml"
-    ))
-    .unwrap();
-    moto.s3()
-        .put_object()
-        .bucket(&bucket)
-        .key("config/template.xml")
-        .body(template.into())
-        .send()
-        .await
-        .unwrap();
-    let series = Fixture::aws_example()
-        .on_s3(&bucket)
-        .named(common::cluster_series::NAME, Some("lab"), "AWS_EXAMPLE")
-        // The Job controller replaces a disrupted pod after its pod-failure backoff (10 s).
-        .polls(20, 1)
-        .edit(|s| {
-            let context = &mut s.spec.context;
-            context.executor = Some(simseries::model::spec::ExecutorKind::Kubernetes);
-            context.kubernetes = Some(Default::default());
-            s.spec.series.seeds = vec![0, 1];
-            s.spec.parameters.image = Some("ghcr.io/lab/toy-model:1".into());
-        })
-        .yaml();
-
-    let log = cluster.dir().join("controller.log");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_simseries"));
-    command
-        .args(["controller", "--tenancy", "any"])
-        .args(["--lease-namespace", test_cluster::CONTROLLER_NAMESPACE])
-        .args(["--metrics-address", &common::free_address()])
-        .env("KUBECONFIG", cluster.controller_kubeconfig())
-        .env("SIMSERIES_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    for (key, value) in moto.env() {
-        command.env(key, value);
-    }
-    let mut controller = Stopped(command.spawn().unwrap());
+    let bucket = aws_example_bucket(moto).await;
+    // The Job controller replaces a disrupted pod after its pod-failure backoff (10 s).
+    let series = aws_example_on_kubernetes(&bucket, common::cluster_series::NAME, 20);
+    let (mut controller, log) = start_controller(&cluster, moto);
     let logs =
         || std::fs::read_to_string(&log).unwrap_or_default() + &cluster.controller_manager_log();
 
@@ -589,4 +607,71 @@ async fn a_refused_submission_says_what_to_fix() {
         "{status:#}"
     );
     assert!(job_creations(&cluster).is_empty());
+}
+
+/// Deleting a series stops its running Jobs, and the garbage collector deletes them with it
+/// (their owner reference); with `simseries.io/on-delete: keep-jobs` they run on, no longer
+/// owned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_series_stops_its_jobs_unless_told_to_keep_them() {
+    let cluster = TestCluster::start_with_job_controller();
+    cluster.install_deploy();
+    cluster.create_namespace("lab");
+    let moto = common::moto::shared();
+    let bucket = aws_example_bucket(moto).await;
+    let (_controller, log) = start_controller(&cluster, moto);
+    let logs =
+        || std::fs::read_to_string(&log).unwrap_or_default() + &cluster.controller_manager_log();
+    let _node = Node::start(
+        cluster.admin_client().await,
+        "lab",
+        Some(moto.s3()),
+        |_, _, _| PodEnd::Hang,
+    );
+    let stopped = aws_example_on_kubernetes(&bucket, "stopped", 600);
+    let kept = aws_example_on_kubernetes(&bucket, "kept", 600).replace(
+        "name: kept\n",
+        "name: kept\n  annotations:\n    simseries.io/on-delete: keep-jobs\n",
+    );
+    assert!(kept.contains("keep-jobs"), "{kept}");
+    ok(&cluster.kubectl(&["apply", "-f", "-"], Some(&stopped)));
+    ok(&cluster.kubectl(&["apply", "-f", "-"], Some(&kept)));
+    let jobs = || -> Vec<Value> {
+        let list: Value = serde_json::from_str(&ok(
+            &cluster.kubectl(&["get", "jobs", "-n", "lab", "-o", "json"], None)
+        ))
+        .unwrap();
+        list["items"].as_array().unwrap().clone()
+    };
+    let owned_by = |job: &Value| job["metadata"]["ownerReferences"][0]["name"].clone();
+    let running = |name: &str| {
+        jobs()
+            .iter()
+            .any(|j| owned_by(j) == name && j["status"]["active"].as_i64() == Some(4))
+    };
+    wait_until(
+        "both series' Jobs to run",
+        || running("stopped") && running("kept"),
+        logs,
+    );
+
+    for name in ["stopped", "kept"] {
+        ok(&cluster.kubectl(
+            &["delete", "-n", "lab", "simser", name, "--timeout=60s"],
+            None,
+        ));
+    }
+    wait_until(
+        "the stopped series' Job to be gone and the kept one to run on",
+        || {
+            let jobs = jobs();
+            jobs.len() == 1
+                && jobs[0]["metadata"].get("ownerReferences").is_none()
+                && jobs[0]["status"]["active"].as_i64() == Some(4)
+        },
+        || format!("{:#?}\n{}", jobs(), logs()),
+    );
+    let events = ok(&cluster.kubectl(&["get", "events", "-n", "lab", "-o", "json"], None));
+    assert!(events.contains("1 Job(s) terminated"), "{events}");
+    assert!(events.contains("1 running Job(s) kept"), "{events}");
 }
