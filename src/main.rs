@@ -52,8 +52,9 @@ enum Command {
         #[arg(long)]
         date: Option<Date>,
     },
-    /// Reconcile a series to the end of a pass on this machine: plan, write inputs, run the
-    /// model for each input (local processes), poll, terminate stragglers, save logs, clean.
+    /// Reconcile a series to the end of a pass from this machine: plan, write inputs, run the
+    /// model for each input (local processes, AWS Batch or Kubernetes Jobs), poll, terminate
+    /// stragglers, save logs, clean.
     Run {
         /// The SimulationSeries YAML file.
         #[arg(short = 'f', long = "file")]
