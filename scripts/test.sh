@@ -35,8 +35,8 @@ done
 export SIMSERIES_MOTO_URL="http://127.0.0.1:$port"
 echo "moto server on $SIMSERIES_MOTO_URL" >&2
 
-# kube-apiserver, etcd, kubectl and kstatus at pinned versions: each Kubernetes test starts
-# its own control plane from them (crates/test-cluster).
+# kube-apiserver, kube-controller-manager, etcd, kubectl, kstatus and helm at pinned versions:
+# each Kubernetes test starts its own control plane from them (crates/test-cluster).
 SIMSERIES_K8S_TOOLS=$(scripts/k8s-tools.sh)
 export SIMSERIES_K8S_TOOLS
 echo "Kubernetes tools in $SIMSERIES_K8S_TOOLS" >&2
