@@ -99,12 +99,12 @@ async fn aws_example_bucket(moto: &common::moto::Moto) -> String {
     bucket
 }
 
-/// The AWS example (2 seeds: 4 runs) as object `name` in namespace `lab`, on Kubernetes,
-/// polled `polls` times a second apart.
-fn aws_example_on_kubernetes(bucket: &str, name: &str, polls: u32) -> String {
+/// The AWS example (2 seeds: 4 runs) as object `name` (series `series`) in namespace `lab`,
+/// on Kubernetes, polled `polls` times a second apart.
+fn aws_example_on_kubernetes(bucket: &str, name: &str, series: &str, polls: u32) -> String {
     common::fixtures::Fixture::aws_example()
         .on_s3(bucket)
-        .named(name, Some("lab"), "AWS_EXAMPLE")
+        .named(name, Some("lab"), series)
         .polls(polls, 1)
         .edit(|s| {
             let context = &mut s.spec.context;
@@ -122,18 +122,34 @@ fn start_controller(
     cluster: &TestCluster,
     moto: &common::moto::Moto,
 ) -> (Stopped, std::path::PathBuf) {
+    start_controller_with(cluster, moto, "controller", &[], &[])
+}
+
+/// The same, logging to `{name}.log`, with more arguments and environment.
+fn start_controller_with(
+    cluster: &TestCluster,
+    moto: &common::moto::Moto,
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Stopped, std::path::PathBuf) {
     use std::process::{Command, Stdio};
-    let log = cluster.dir().join("controller.log");
+    let log = cluster.dir().join(format!("{name}.log"));
     let mut command = Command::new(env!("CARGO_BIN_EXE_simseries"));
     command
         .args(["controller", "--tenancy", "any"])
         .args(["--lease-namespace", test_cluster::CONTROLLER_NAMESPACE])
         .args(["--metrics-address", &common::free_address()])
+        .args(args)
+        .env_remove("FAILPOINTS")
         .env("KUBECONFIG", cluster.controller_kubeconfig())
         .env("SIMSERIES_LOG", "info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
     for (key, value) in moto.env() {
+        command.env(key, value);
+    }
+    for (key, value) in env {
         command.env(key, value);
     }
     (Stopped(command.spawn().unwrap()), log)
@@ -280,7 +296,8 @@ async fn the_controller_runs_a_series_as_indexed_jobs_to_ready() {
     let moto = common::moto::shared();
     let bucket = aws_example_bucket(moto).await;
     // The Job controller replaces a disrupted pod after its pod-failure backoff (10 s).
-    let series = aws_example_on_kubernetes(&bucket, common::cluster_series::NAME, 20);
+    let series =
+        aws_example_on_kubernetes(&bucket, common::cluster_series::NAME, "AWS_EXAMPLE", 20);
     let (mut controller, log) = start_controller(&cluster, moto);
     let logs =
         || std::fs::read_to_string(&log).unwrap_or_default() + &cluster.controller_manager_log();
@@ -628,8 +645,8 @@ async fn deleting_a_series_stops_its_jobs_unless_told_to_keep_them() {
         Some(moto.s3()),
         |_, _, _| PodEnd::Hang,
     );
-    let stopped = aws_example_on_kubernetes(&bucket, "stopped", 600);
-    let kept = aws_example_on_kubernetes(&bucket, "kept", 600).replace(
+    let stopped = aws_example_on_kubernetes(&bucket, "stopped", "STOPPED", 600);
+    let kept = aws_example_on_kubernetes(&bucket, "kept", "KEPT", 600).replace(
         "name: kept\n",
         "name: kept\n  annotations:\n    simseries.io/on-delete: keep-jobs\n",
     );
@@ -674,4 +691,107 @@ async fn deleting_a_series_stops_its_jobs_unless_told_to_keep_them() {
     let events = ok(&cluster.kubectl(&["get", "events", "-n", "lab", "-o", "json"], None));
     assert!(events.contains("1 Job(s) terminated"), "{events}");
     assert!(events.contains("1 running Job(s) kept"), "{events}");
+}
+
+/// The controller's crash matrix on this executor: killed at every crash point while it
+/// reconciles a new series (4 runs as one Indexed Job, one straggler terminated), then
+/// replaced; the pass ends as an uninterrupted one does and its Job was created once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_survives_a_crash_at_every_point_on_kubernetes() {
+    let cluster = TestCluster::start_with_job_controller();
+    cluster.install_deploy();
+    cluster.create_namespace("lab");
+    let moto = common::moto::shared();
+    let bucket = aws_example_bucket(moto).await;
+    let _node = Node::start(
+        cluster.admin_client().await,
+        "lab",
+        Some(moto.s3()),
+        |_, index, _| {
+            if index == 3 {
+                PodEnd::Hang
+            } else {
+                PodEnd::Succeed
+            }
+        },
+    );
+    let single = ["--no-leader-election"];
+    for (i, point) in simseries::faults::POINTS.iter().enumerate() {
+        let name = format!("crash-{i}");
+        let yaml = aws_example_on_kubernetes(&bucket, &name, &format!("CRASH_{i}"), 3);
+        let config = format!("{point}=return");
+        let (mut crashing, crash_log) = start_controller_with(
+            &cluster,
+            moto,
+            &format!("crashing-{i}"),
+            &single,
+            &[("FAILPOINTS", config.as_str())],
+        );
+        ok(&cluster.kubectl(&["apply", "-f", "-"], Some(&yaml)));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let code = loop {
+            if let Some(status) = crashing.0.try_wait().unwrap() {
+                break status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{point}: not reached:\n{}",
+                std::fs::read_to_string(&crash_log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(
+            code,
+            Some(simseries::faults::CRASH_EXIT_CODE),
+            "{point}: {}",
+            std::fs::read_to_string(&crash_log).unwrap_or_default()
+        );
+        let (_controller, log) =
+            start_controller_with(&cluster, moto, &format!("after-{i}"), &single, &[]);
+        let field = |path: &str| {
+            ok(&cluster.kubectl(
+                &[
+                    "-n",
+                    "lab",
+                    "get",
+                    "simser",
+                    &name,
+                    "-o",
+                    &format!("jsonpath={path}"),
+                ],
+                None,
+            ))
+        };
+        wait_until(
+            &format!("{point}: the pass to end"),
+            || field("{.status.phase}") == "Incomplete",
+            || std::fs::read_to_string(&log).unwrap_or_default(),
+        );
+        assert_eq!(
+            [
+                field("{.status.pass.number}"),
+                field("{.status.progress}"),
+                field("{.status.pass.groups[0].jobs[0].arraySize}"),
+                field("{.status.pass.groups[0].jobs[0].terminated}"),
+                field("{.status.pass.groups[0].logs.count}"),
+                field("{.status.pass.usage.children}"),
+            ],
+            ["1", "3/4", "4", "true", "4", "3"],
+            "{point}: the pass ended differently"
+        );
+        let uid = field("{.metadata.uid}");
+        let created: Vec<String> = job_creations(&cluster)
+            .into_iter()
+            .filter(|job| job.starts_with(&format!("alice-crash-{i}-")))
+            .collect();
+        assert_eq!(
+            created.len(),
+            1,
+            "{point}: one Job, created once: {created:?} ({uid})"
+        );
+    }
+    eprintln!(
+        "controller on Kubernetes: {} crash points survived, 0 duplicate Jobs",
+        simseries::faults::POINTS.len()
+    );
 }

@@ -24,7 +24,7 @@ pub const MAX_SEED: u32 = 9999;
 pub const RERUN_ANNOTATION: &str = "simseries.io/rerun";
 
 /// A parameter sweep of a containerized simulation model: conditions x seeds, run as AWS Batch
-/// array jobs (or local processes) until every run has its outputs.
+/// array jobs, Kubernetes Indexed Jobs or local processes until every run has its outputs.
 // The lint misreads repeated `printcolumn(type_ = …)` arguments as duplicated attributes.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -38,7 +38,7 @@ pub const RERUN_ANNOTATION: &str = "simseries.io/rerun";
     shortname = "simser",
     status = "SimulationSeriesStatus",
     derive = "PartialEq",
-    doc = "A parameter sweep of a containerized simulation model (conditions x seeds) run on AWS Batch with inputs and outputs on S3.",
+    doc = "A parameter sweep of a containerized simulation model (conditions x seeds) run on AWS Batch or as Kubernetes Jobs, with inputs and outputs on S3.",
     printcolumn(
         name = "Phase",
         type_ = "string",
@@ -80,7 +80,7 @@ pub const RERUN_ANNOTATION: &str = "simseries.io/rerun";
         name = "vCPU-h",
         type_ = "number",
         json_path = ".status.pass.usage.vcpuHours",
-        description = "vCPU-hours the children of the last finished pass used (AWS Batch)",
+        description = "vCPU-hours the children of the last finished pass used (AWS Batch and Kubernetes)",
         priority = "1"
     ),
     printcolumn(

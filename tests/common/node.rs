@@ -122,9 +122,15 @@ impl Working<'_> {
     }
 }
 
-/// The example models' outputs for their input: `{series}_{key}_{seed:04}.{extension}`.
-async fn write_outputs(s3: Option<&aws_sdk_s3::Client>, working: &str, file_set: &str, index: u32) {
-    let working = match working.strip_prefix("s3://") {
+/// The example models' outputs for their input: `{series}_{key}_{seed:04}.{extension}`, the
+/// extensions its input lists.
+async fn write_outputs(
+    s3: Option<&aws_sdk_s3::Client>,
+    working_url: &str,
+    file_set: &str,
+    index: u32,
+) {
+    let working = match working_url.strip_prefix("s3://") {
         Some(rest) => {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             Working::S3 {
@@ -133,7 +139,7 @@ async fn write_outputs(s3: Option<&aws_sdk_s3::Client>, working: &str, file_set:
                 prefix: prefix.to_string(),
             }
         }
-        None => Working::Local(PathBuf::from(working)),
+        None => Working::Local(PathBuf::from(working_url)),
     };
     let input = working
         .read(&format!("inputs/{file_set}_{index}.xml"))
@@ -142,9 +148,15 @@ async fn write_outputs(s3: Option<&aws_sdk_s3::Client>, working: &str, file_set:
         let start = input.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
         input[start..].split('"').next().unwrap().to_string()
     };
+    // The series is the folder above the dated one: `{working}/{name}/{date}/`.
+    let series = working_url
+        .trim_end_matches('/')
+        .rsplit('/')
+        .nth(1)
+        .expect("BATCH_WORKING_URL ends in {name}/{date}/");
     let run = format!(
         "{}_{}_{:04}",
-        attribute("series"),
+        series,
         attribute("key"),
         attribute("seed").parse::<u32>().unwrap()
     );
