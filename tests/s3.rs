@@ -91,6 +91,27 @@ async fn write_list_read_copy_exists() {
     assert!(raw.is_ok());
 }
 
+/// A saved log streamed from a local file: the same bytes come back.
+#[tokio::test]
+async fn an_object_is_written_from_a_file() {
+    let moto = moto::shared();
+    let bucket = moto.bucket("from-file").await;
+    let s3 = store(moto, &bucket, "root");
+    let dir = common::temp_dir("s3-from-file");
+    let source = dir.join("child.log");
+    let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&source, &body).unwrap();
+    s3.write_from_file("S/logs/child.log", &source)
+        .await
+        .unwrap();
+    assert_eq!(s3.read("S/logs/child.log").await.unwrap(), body);
+    let missing = s3
+        .write_from_file("S/logs/none.log", &dir.join("none"))
+        .await
+        .unwrap_err();
+    assert!(missing.to_string().contains("none"), "{missing}");
+}
+
 #[tokio::test]
 async fn a_missing_bucket_is_named() {
     let moto = moto::shared();

@@ -154,7 +154,12 @@ pub async fn save_group_logs(
         .write_all(files, crate::storage::DEFAULT_CONCURRENCY)
         .await
         .map_err(|e| storage_failure("LogsNotSaved", &e))?;
-    Ok(GroupLogs {
+    Ok(group_logs(context, group, keys))
+}
+
+/// One group's saved log files, as the status describes them.
+pub fn group_logs(context: &PassContext, group: &str, keys: Vec<String>) -> GroupLogs {
+    GroupLogs {
         group: group.to_string(),
         record: crate::model::status::LogRecord {
             folder: context.folder.pass_logs(context.pass),
@@ -165,7 +170,7 @@ pub async fn save_group_logs(
                 Vec::new()
             },
         },
-    })
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,9 @@
 
 use std::fmt;
 
+/// Bytes of a line [`LogFilter::copy`] judges it by (and holds at once).
+pub const MATCHED_PREFIX: usize = 64 * 1024;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogFilter {
     all: Vec<String>,
@@ -104,6 +107,94 @@ impl LogFilter {
             && !self.none.iter().any(|t| line.contains(t.as_str()))
     }
 
+    /// Copies the lines of `reader` that match to `writer`, each ending with a newline,
+    /// holding at most [`MATCHED_PREFIX`] bytes of a line at once: a log of gigabytes (or one
+    /// line of them) streams through. A line is judged by its first `MATCHED_PREFIX` bytes.
+    /// Returns the bytes written.
+    pub fn copy(
+        &self,
+        reader: &mut impl std::io::BufRead,
+        writer: &mut impl std::io::Write,
+    ) -> std::io::Result<u64> {
+        let mut written = 0u64;
+        let mut head: Vec<u8> = Vec::new();
+        // Within a line past its judged head: whether it is kept.
+        let mut keeping: Option<bool> = None;
+        loop {
+            let chunk = reader.fill_buf()?;
+            if chunk.is_empty() {
+                break;
+            }
+            let (part, ends) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(end) => (&chunk[..end], true),
+                None => (chunk, false),
+            };
+            let used = part.len() + usize::from(ends);
+            match keeping {
+                Some(keep) => {
+                    if keep {
+                        writer.write_all(part)?;
+                        written += part.len() as u64;
+                    }
+                }
+                None => {
+                    let room = MATCHED_PREFIX - head.len();
+                    head.extend_from_slice(&part[..part.len().min(room)]);
+                    if head.len() == MATCHED_PREFIX && !ends {
+                        let keep = self.matches(&String::from_utf8_lossy(&head));
+                        if keep {
+                            writer.write_all(&head)?;
+                            written += head.len() as u64;
+                            let rest = &part[part.len().min(room)..];
+                            writer.write_all(rest)?;
+                            written += rest.len() as u64;
+                        }
+                        head.clear();
+                        keeping = Some(keep);
+                    }
+                }
+            }
+            if ends {
+                let keep = match keeping {
+                    Some(keep) => keep,
+                    None => {
+                        let keep = self.matches(&String::from_utf8_lossy(&head));
+                        if keep {
+                            writer.write_all(&head)?;
+                            written += head.len() as u64;
+                        }
+                        keep
+                    }
+                };
+                if keep {
+                    writer.write_all(b"\n")?;
+                    written += 1;
+                }
+                head.clear();
+                keeping = None;
+            }
+            reader.consume(used);
+        }
+        // A last line without its newline.
+        let keep = match keeping {
+            Some(keep) => keep,
+            None if head.is_empty() => false,
+            None => {
+                let keep = self.matches(&String::from_utf8_lossy(&head));
+                if keep {
+                    writer.write_all(&head)?;
+                    written += head.len() as u64;
+                }
+                keep
+            }
+        };
+        if keep {
+            writer.write_all(b"\n")?;
+            written += 1;
+        }
+        Ok(written)
+    }
+
     /// The lines of `text` that match, each ending with a newline.
     pub fn apply(&self, text: &str) -> String {
         if self.is_empty() {
@@ -121,6 +212,34 @@ impl LogFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copying_streams_the_same_lines_as_apply() {
+        let long = format!("seed {}", "x".repeat(3 * MATCHED_PREFIX));
+        let texts = [
+            "a seed 1\nnothing\nseed 2".to_string(),
+            "seed\n\n\nseed\n".to_string(),
+            format!("{long}\nno\n{long}"),
+            format!("{}\nseed", "y".repeat(2 * MATCHED_PREFIX)),
+            String::new(),
+        ];
+        for pattern in ["seed", "", "-seed"] {
+            let filter = LogFilter::parse(pattern).unwrap();
+            for text in &texts {
+                // A tiny buffer makes lines span many reads.
+                let mut reader = std::io::BufReader::with_capacity(7, text.as_bytes());
+                let mut out = Vec::new();
+                let n = filter.copy(&mut reader, &mut out).unwrap();
+                let expected = if filter.is_empty() {
+                    text.lines().map(|l| format!("{l}\n")).collect::<String>()
+                } else {
+                    filter.apply(text)
+                };
+                assert_eq!(String::from_utf8(out).unwrap(), expected, "{pattern:?}");
+                assert_eq!(n as usize, expected.len());
+            }
+        }
+    }
 
     #[test]
     fn terms_phrases_optional_and_excluded() {

@@ -100,19 +100,24 @@ impl LocalStorage {
 /// Writes `body` to a temporary file beside `path`, then renames it there: a reader (a model,
 /// a restarted run) sees the whole file or none.
 fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
-    let temp = path.with_file_name(format!(
+    let temp = temp_beside(path);
+    let result = std::fs::write(&temp, body).and_then(|()| std::fs::rename(&temp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+/// A temporary file name beside `path`, unique to this process and call.
+fn temp_beside(path: &Path) -> PathBuf {
+    path.with_file_name(format!(
         ".{}.{}.{}.tmp",
         path.file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("object"),
         std::process::id(),
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = std::fs::write(&temp, body).and_then(|()| std::fs::rename(&temp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
+    ))
 }
 
 /// The files of a batch that go into one folder: (file name, key, body).
@@ -326,6 +331,36 @@ impl Storage for LocalStorage {
         .boxed()
     }
 
+    fn write_from_file<'a>(
+        &'a self,
+        key: &'a str,
+        source: &'a Path,
+    ) -> BoxFuture<'a, StorageResult<()>> {
+        async move {
+            let path = self.path(key)?;
+            let source = source.to_path_buf();
+            let written = tokio::task::spawn_blocking(move || {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let temp = temp_beside(&path);
+                let result =
+                    std::fs::copy(&source, &temp).and_then(|_| std::fs::rename(&temp, &path));
+                if result.is_err() {
+                    let _ = std::fs::remove_file(&temp);
+                }
+                result
+            })
+            .await;
+            match written {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(err)) => Err(self.error(key, err)),
+                Err(join) => Err(self.join_error(key, join)),
+            }
+        }
+        .boxed()
+    }
+
     fn list<'a>(&'a self, prefix: &'a str) -> BoxStream<'a, StorageResult<Vec<String>>> {
         let root = self.root.clone();
         let prefix_owned = prefix.to_string();
@@ -460,6 +495,33 @@ mod tests {
             assert!(store.exists(key).await.is_err());
         }
         assert!(!root.join("x").exists());
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[tokio::test]
+    async fn a_file_is_written_whole_or_not_at_all() {
+        let root = temp_root("from-file");
+        let store = LocalStorage::new(root.join("w"));
+        std::fs::create_dir_all(&root).unwrap();
+        let source = root.join("big.log");
+        let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&source, &body).unwrap();
+        store
+            .write_from_file("S/logs/a.log", &source)
+            .await
+            .unwrap();
+        assert_eq!(store.read("S/logs/a.log").await.unwrap(), body);
+        let missing = store
+            .write_from_file("S/logs/b.log", &root.join("none"))
+            .await
+            .unwrap_err();
+        assert_eq!(missing.kind, StorageErrorKind::NotFound, "{missing}");
+        assert!(!store.exists("S/logs/b.log").await.unwrap());
+        let names: Vec<_> = std::fs::read_dir(root.join("w/S/logs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["a.log"], "no temporary file is left");
         let _ = std::fs::remove_dir_all(root);
     }
 

@@ -115,6 +115,14 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// reader never sees half a file).
     fn write<'a>(&'a self, key: &'a str, body: Vec<u8>) -> BoxFuture<'a, StorageResult<()>>;
 
+    /// Creates or replaces the object with the content of the local file `source`, streamed:
+    /// a log of gigabytes is never held in memory. (On S3 one PutObject: at most 5 GiB.)
+    fn write_from_file<'a>(
+        &'a self,
+        key: &'a str,
+        source: &'a std::path::Path,
+    ) -> BoxFuture<'a, StorageResult<()>>;
+
     /// Writes every object, at most `concurrency` at a time; stops at the first error. Each
     /// object is written as [`Storage::write`] writes it; a store that can do many at a lower
     /// cost than one call each (a local folder) does so.

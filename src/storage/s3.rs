@@ -172,6 +172,33 @@ impl Storage for S3Storage {
         .boxed()
     }
 
+    fn write_from_file<'a>(
+        &'a self,
+        key: &'a str,
+        source: &'a std::path::Path,
+    ) -> BoxFuture<'a, StorageResult<()>> {
+        async move {
+            let url = self.location.url_of(key);
+            let body = ByteStream::from_path(source).await.map_err(|e| {
+                StorageError::new(
+                    StorageErrorKind::Other,
+                    url.clone(),
+                    format!("reading {}: {e}", source.display()),
+                )
+            })?;
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(self.object_key(key))
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| sdk_error(url, e))?;
+            Ok(())
+        }
+        .boxed()
+    }
+
     fn list<'a>(&'a self, prefix: &'a str) -> BoxStream<'a, StorageResult<Vec<String>>> {
         // State: Some(token) while pages remain; the first page has no token.
         futures::stream::unfold(Some(None), move |state| async move {

@@ -19,15 +19,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use tokio::sync::{Notify, Semaphore, watch};
 
 use self::child::{ChildFiles, ChildLaunch, ChildState, LocalJob, dispatch, watch_orphan};
 use self::launcher::Launcher;
 use self::launcher::{container_name, container_scope};
 use self::process::{GRACE, process_alive};
-use super::{Executor, LiveCounts, PassContext, save_group_logs};
+use super::{Executor, LiveCounts, PassContext, group_logs, storage_failure};
 use crate::model::logfilter::LogFilter;
 use crate::model::outcome::{ChildOutcome, Definition, Failure, GroupLogs, JobObservation};
 use crate::model::status::{GroupJobs, JobRecord, JobState, Pass, StatusSummary};
@@ -374,22 +374,33 @@ impl Executor for LocalExecutor {
             let filter = LogFilter::parse(&context.spec.parameters.log_filter)
                 .map_err(|e| Failure::permanent("InvalidLogFilter", e.to_string()))?;
             let dir = self.children_dir(context);
+            let filter = Arc::new(filter);
             let mut saved = Vec::new();
             for group in &pass.groups {
-                let mut objects = Vec::new();
-                for job in &group.jobs {
-                    for index in 0..job.array_size as usize {
-                        let files = ChildFiles::new(&dir, &job.file_set_name, index);
-                        let text = std::fs::read(&files.log)
-                            .map(|b| String::from_utf8_lossy(&b).into_owned())
-                            .unwrap_or_default();
-                        objects.push((
-                            context.folder.log(context.pass, &job.file_set_name, index),
-                            filter.apply(&text).into_bytes(),
-                        ));
-                    }
-                }
-                saved.push(save_group_logs(context, &group.group, objects).await?);
+                let children: Vec<(String, PathBuf)> = group
+                    .jobs
+                    .iter()
+                    .flat_map(|job| {
+                        (0..job.array_size as usize).map(|index| {
+                            (
+                                context.folder.log(context.pass, &job.file_set_name, index),
+                                ChildFiles::new(&dir, &job.file_set_name, index).log,
+                            )
+                        })
+                    })
+                    .collect();
+                let keys: Vec<String> = children.iter().map(|(key, _)| key.clone()).collect();
+                // Collected first: a stream of closures' futures is not `Send` for every
+                // lifetime.
+                let saves: Vec<_> = children
+                    .iter()
+                    .map(|(key, log)| save_child_log(context, key, log, filter.clone()))
+                    .collect();
+                futures::stream::iter(saves)
+                    .buffer_unordered(crate::storage::DEFAULT_CONCURRENCY)
+                    .try_collect::<()>()
+                    .await?;
+                saved.push(group_logs(context, &group.group, keys));
             }
             Ok(saved)
         }
@@ -478,4 +489,44 @@ impl Executor for LocalExecutor {
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         async move { self.stop_all().await }.boxed()
     }
+}
+
+/// Saves one child's log under `key`, streamed from its output file and filtered line by
+/// line: the whole of what it printed, never held in memory. A child that printed nothing
+/// (or never started) gets an empty log.
+async fn save_child_log(
+    context: &PassContext,
+    key: &str,
+    log: &std::path::Path,
+    filter: Arc<LogFilter>,
+) -> Result<(), Failure> {
+    let source = log.to_path_buf();
+    let filtered = log.with_extension("log.filtered");
+    let target = filtered.clone();
+    let prepared = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
+        let input = match std::fs::File::open(&source) {
+            Ok(file) => Some(file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        match input {
+            // Nothing to filter out: the output file is the log.
+            Some(_) if filter.is_empty() => Ok(source),
+            input => {
+                let mut writer = std::io::BufWriter::new(std::fs::File::create(&target)?);
+                if let Some(file) = input {
+                    filter.copy(&mut std::io::BufReader::new(file), &mut writer)?;
+                }
+                std::io::Write::flush(&mut writer)?;
+                Ok(target)
+            }
+        }
+    })
+    .await
+    .map_err(|e| Failure::transient("LogsNotSaved", e.to_string()))?
+    .map_err(|e| Failure::transient("LogsNotSaved", format!("filtering {}: {e}", log.display())))?;
+    let written = context.working.write_from_file(key, &prepared).await;
+    let _ = std::fs::remove_file(&filtered);
+    crate::faults::crash_point("storage-write");
+    written.map_err(|e| storage_failure("LogsNotSaved", &e))
 }
