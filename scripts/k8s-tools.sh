@@ -8,7 +8,7 @@
 #   kstatus                   tools/kstatus (sigs.k8s.io/cli-utils' kstatus, as Flux computes it)
 #   helm                      tools/helm    (helm.sh/helm/v4, for the chart's tests)
 # Prints the folder holding the six binaries on stdout; a second run with the same modules
-# builds nothing. A cold build takes about 7 minutes and 2.3 GiB (the linker) on 2 cores (see README "Tests").
+# builds nothing. A cold build takes about 12 minutes and 2.3 GiB (the linker) on 2 cores (see README "Tests").
 #   scripts/k8s-tools.sh            # build if needed, print the folder
 set -euo pipefail
 cd "$(dirname "$0")/.."
