@@ -162,6 +162,18 @@ pub async fn list_all(storage: &dyn Storage, prefix: &str) -> StorageResult<Vec<
     Ok(pages.into_iter().flatten().collect())
 }
 
+/// Writes one object from a local file ([`Storage::write_from_file`]), through the crash point
+/// every object write passes.
+pub async fn write_from_file(
+    storage: &dyn Storage,
+    key: &str,
+    source: &std::path::Path,
+) -> StorageResult<()> {
+    let written = storage.write_from_file(key, source).await;
+    crate::faults::crash_point("storage-write");
+    written
+}
+
 /// Writes every object with one [`Storage::write`] each, at most `concurrency` at a time.
 async fn write_each<S: Storage + ?Sized>(
     storage: &S,

@@ -525,8 +525,7 @@ async fn save_child_log(
     .await
     .map_err(|e| Failure::transient("LogsNotSaved", e.to_string()))?
     .map_err(|e| Failure::transient("LogsNotSaved", format!("filtering {}: {e}", log.display())))?;
-    let written = context.working.write_from_file(key, &prepared).await;
+    let written = crate::storage::write_from_file(context.working.as_ref(), key, &prepared).await;
     let _ = std::fs::remove_file(&filtered);
-    crate::faults::crash_point("storage-write");
     written.map_err(|e| storage_failure("LogsNotSaved", &e))
 }
