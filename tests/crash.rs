@@ -233,25 +233,6 @@ fn run_kubernetes(dir: &Path, kubeconfig: &Path, failpoints: Option<&str>) -> Ou
     tokio::task::block_in_place(|| command.output().unwrap())
 }
 
-/// Job names the server created (201), each as often as it did.
-fn created_jobs(cluster: &test_cluster::TestCluster) -> Vec<String> {
-    cluster
-        .audit_events()
-        .into_iter()
-        .filter(|e| {
-            e["verb"] == "create"
-                && e["objectRef"]["resource"] == "jobs"
-                && e["responseStatus"]["code"] == 201
-        })
-        .map(|e| {
-            e["objectRef"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kubernetes_driver_survives_a_crash_at_every_point() {
     use common::node::{Node, PodEnd};
@@ -276,7 +257,7 @@ async fn the_kubernetes_driver_survives_a_crash_at_every_point() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let expected = normalized(local_status(&baseline));
     assert_eq!(expected["phase"], "Incomplete", "the straggler terminated");
-    assert_eq!(created_jobs(&cluster).len(), 1);
+    assert_eq!(common::node::created_jobs(&cluster).len(), 1);
 
     let mut crashed = 0;
     for (i, config) in crash_configs().iter().enumerate() {
@@ -301,7 +282,7 @@ async fn the_kubernetes_driver_survives_a_crash_at_every_point() {
             expected,
             "{config}: the final status differs from an uninterrupted run"
         );
-        let created = created_jobs(&cluster);
+        let created = common::node::created_jobs(&cluster);
         let mut distinct = created.clone();
         distinct.sort();
         distinct.dedup();

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::node::{Node, PodEnd};
+use common::node::{Node, PodEnd, created_jobs};
 use serde_json::Value;
 use test_cluster::{TestCluster, ok};
 
@@ -59,25 +59,6 @@ fn status(dir: &std::path::Path) -> Value {
     let text =
         std::fs::read_to_string(dir.join("working/QUICKSTART/simseries/status.json")).unwrap();
     serde_json::from_str::<Value>(&text).unwrap()["status"].clone()
-}
-
-/// The Job creations the audit log shows, by Job name.
-fn job_creations(cluster: &TestCluster) -> Vec<String> {
-    cluster
-        .audit_events()
-        .into_iter()
-        .filter(|e| {
-            e["verb"] == "create"
-                && e["objectRef"]["resource"] == "jobs"
-                && e["responseStatus"]["code"] == 201
-        })
-        .map(|e| {
-            e["objectRef"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect()
 }
 
 /// A bucket holding the AWS example's template (its manifest source is the listing).
@@ -257,10 +238,10 @@ async fn simseries_run_runs_a_series_as_indexed_jobs() {
 
     // One Job created, then deleted by the clean step, its pods with it (garbage collector).
     assert_eq!(
-        job_creations(&cluster).len(),
+        created_jobs(&cluster).len(),
         1,
         "{:?}",
-        job_creations(&cluster)
+        created_jobs(&cluster)
     );
     let jobs_left = || ok(&cluster.kubectl(&["get", "jobs", "-n", "sims", "-o", "name"], None));
     assert_eq!(jobs_left(), "");
@@ -279,7 +260,7 @@ async fn simseries_run_runs_a_series_as_indexed_jobs() {
         status["pass"]["groups"][0]["jobs"][0]["arraySize"], 1,
         "only the missing run: {status:#}"
     );
-    assert_eq!(job_creations(&cluster).len(), 2);
+    assert_eq!(created_jobs(&cluster).len(), 2);
 }
 
 /// The controller, as deploy/'s ServiceAccount, runs the AWS example (on moto's S3) as
@@ -373,10 +354,10 @@ async fn the_controller_runs_a_series_as_indexed_jobs_to_ready() {
     assert_eq!(field("{.status.runs.complete}"), "4");
     assert_eq!(field("{.status.pass.groups[0].jobs[0].arraySize}"), "1");
     assert_eq!(
-        job_creations(&cluster).len(),
+        created_jobs(&cluster).len(),
         2,
         "{:?}",
-        job_creations(&cluster)
+        created_jobs(&cluster)
     );
     wait_until(
         "the Jobs to be cleaned",
@@ -506,7 +487,7 @@ async fn a_queue_name_leaves_the_job_suspended_until_kueue_admits_it() {
     let said = common::text(&output.stderr) + &common::text(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{said}");
     assert_eq!(status(&dir)["runs"]["complete"], 3);
-    assert_eq!(job_creations(&cluster).len(), 1);
+    assert_eq!(created_jobs(&cluster).len(), 1);
 }
 
 /// A poll costs one list call for all the Jobs of a pass, whatever their children: a series of
@@ -623,7 +604,7 @@ async fn a_refused_submission_says_what_to_fix() {
             .contains(r#"namespaces \"missing\" not found"#),
         "{status:#}"
     );
-    assert!(job_creations(&cluster).is_empty());
+    assert!(created_jobs(&cluster).is_empty());
 }
 
 /// Deleting a series stops its running Jobs, and the garbage collector deletes them with it
@@ -780,7 +761,7 @@ async fn the_controller_survives_a_crash_at_every_point_on_kubernetes() {
             "{point}: the pass ended differently"
         );
         let uid = field("{.metadata.uid}");
-        let created: Vec<String> = job_creations(&cluster)
+        let created: Vec<String> = created_jobs(&cluster)
             .into_iter()
             .filter(|job| job.starts_with(&format!("alice-crash-{i}-")))
             .collect();

@@ -11,6 +11,25 @@
 //! JSON (`{ $.level = … }`) and space-delimited (`[ip, …]`) patterns are not supported.
 
 use std::fmt;
+use std::io::Write as _;
+
+/// A writer that counts what it writes.
+struct Counted<'a, W> {
+    inner: &'a mut W,
+    bytes: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
 
 /// Bytes of a line [`LogFilter::copy`] judges it by (and holds at once).
 pub const MATCHED_PREFIX: usize = 64 * 1024;
@@ -116,7 +135,10 @@ impl LogFilter {
         reader: &mut impl std::io::BufRead,
         writer: &mut impl std::io::Write,
     ) -> std::io::Result<u64> {
-        let mut written = 0u64;
+        let mut out = Counted {
+            inner: writer,
+            bytes: 0,
+        };
         let mut head: Vec<u8> = Vec::new();
         // Within a line past its judged head: whether it is kept.
         let mut keeping: Option<bool> = None;
@@ -131,23 +153,15 @@ impl LogFilter {
             };
             let used = part.len() + usize::from(ends);
             match keeping {
-                Some(keep) => {
-                    if keep {
-                        writer.write_all(part)?;
-                        written += part.len() as u64;
-                    }
-                }
+                Some(true) => out.write_all(part)?,
+                Some(false) => {}
                 None => {
-                    let room = MATCHED_PREFIX - head.len();
-                    head.extend_from_slice(&part[..part.len().min(room)]);
+                    let taken = part.len().min(MATCHED_PREFIX - head.len());
+                    head.extend_from_slice(&part[..taken]);
                     if head.len() == MATCHED_PREFIX && !ends {
-                        let keep = self.matches(&String::from_utf8_lossy(&head));
+                        let keep = self.judge(&head, &mut out)?;
                         if keep {
-                            writer.write_all(&head)?;
-                            written += head.len() as u64;
-                            let rest = &part[part.len().min(room)..];
-                            writer.write_all(rest)?;
-                            written += rest.len() as u64;
+                            out.write_all(&part[taken..])?;
                         }
                         head.clear();
                         keeping = Some(keep);
@@ -155,44 +169,43 @@ impl LogFilter {
                 }
             }
             if ends {
-                let keep = match keeping {
-                    Some(keep) => keep,
-                    None => {
-                        let keep = self.matches(&String::from_utf8_lossy(&head));
-                        if keep {
-                            writer.write_all(&head)?;
-                            written += head.len() as u64;
-                        }
-                        keep
-                    }
-                };
-                if keep {
-                    writer.write_all(b"\n")?;
-                    written += 1;
-                }
-                head.clear();
-                keeping = None;
+                self.end_line(&mut head, keeping.take(), &mut out)?;
             }
             reader.consume(used);
         }
         // A last line without its newline.
+        if keeping.is_some() || !head.is_empty() {
+            self.end_line(&mut head, keeping, &mut out)?;
+        }
+        Ok(out.bytes)
+    }
+
+    /// Ends a line: judged by its `head` unless it was already (`keeping`), and its newline
+    /// written when kept.
+    fn end_line(
+        &self,
+        head: &mut Vec<u8>,
+        keeping: Option<bool>,
+        out: &mut impl std::io::Write,
+    ) -> std::io::Result<()> {
         let keep = match keeping {
             Some(keep) => keep,
-            None if head.is_empty() => false,
-            None => {
-                let keep = self.matches(&String::from_utf8_lossy(&head));
-                if keep {
-                    writer.write_all(&head)?;
-                    written += head.len() as u64;
-                }
-                keep
-            }
+            None => self.judge(head, out)?,
         };
         if keep {
-            writer.write_all(b"\n")?;
-            written += 1;
+            out.write_all(b"\n")?;
         }
-        Ok(written)
+        head.clear();
+        Ok(())
+    }
+
+    /// Whether the line that starts with `head` is kept; writes `head` when it is.
+    fn judge(&self, head: &[u8], out: &mut impl std::io::Write) -> std::io::Result<bool> {
+        let keep = self.matches(&String::from_utf8_lossy(head));
+        if keep {
+            out.write_all(head)?;
+        }
+        Ok(keep)
     }
 
     /// The lines of `text` that match, each ending with a newline.

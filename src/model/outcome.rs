@@ -87,6 +87,19 @@ pub struct JobObservation {
     pub waiting_for: Option<String>,
 }
 
+impl JobObservation {
+    /// A job the executor no longer knows (AWS forgets jobs days after they end; someone
+    /// deleted a Kubernetes Job): nothing more will come of it.
+    pub fn gone(id: &str) -> Self {
+        JobObservation {
+            id: id.to_string(),
+            state: JobState::Failed,
+            summary: StatusSummary::of(JobState::Failed),
+            waiting_for: None,
+        }
+    }
+}
+
 /// Logs saved for one group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupLogs {

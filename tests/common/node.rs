@@ -178,6 +178,25 @@ fn terminated(code: i32, reason: &str) -> serde_json::Value {
     })
 }
 
+/// The names of the Jobs the server created (201), once per creation, from its audit log.
+pub fn created_jobs(cluster: &test_cluster::TestCluster) -> Vec<String> {
+    cluster
+        .audit_events()
+        .into_iter()
+        .filter(|e| {
+            e["verb"] == "create"
+                && e["objectRef"]["resource"] == "jobs"
+                && e["responseStatus"]["code"] == 201
+        })
+        .map(|e| {
+            e["objectRef"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
 impl Node {
     /// Starts playing the node: each new pod's attempt ends as `plan(file_set, index,
     /// attempt)` says (attempts counted from 0).

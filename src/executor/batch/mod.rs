@@ -495,13 +495,8 @@ impl Executor for BatchExecutor {
                                 waiting_for: None,
                             })
                         }
-                        // AWS forgets jobs some days after they end; nothing more will come.
-                        None => observed.push(JobObservation {
-                            id: id.clone(),
-                            state: JobState::Failed,
-                            summary: StatusSummary::of(JobState::Failed),
-                            waiting_for: None,
-                        }),
+                        // AWS forgets jobs some days after they end.
+                        None => observed.push(JobObservation::gone(id)),
                     }
                 }
             }

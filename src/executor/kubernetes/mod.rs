@@ -32,7 +32,7 @@ use super::{Executor, PassContext, save_group_logs, storage_failure};
 use crate::model::logfilter::LogFilter;
 use crate::model::outcome::{ChildOutcome, Definition, Failure, GroupLogs, JobObservation};
 use crate::model::spec::SimulationSeriesSpec;
-use crate::model::status::{JobRecord, JobState, Pass};
+use crate::model::status::{JobRecord, Pass};
 use crate::model::validate::{SpecError, SpecErrors};
 use crate::storage::StorageErrorKind;
 
@@ -368,13 +368,8 @@ impl Executor for KubernetesExecutor {
                 .filter_map(|j| j.id.as_ref())
                 .map(|name| match found.get(name) {
                     Some(job) => observe::observe(name, job, queue),
-                    // Deleted by someone: nothing more will come of it.
-                    None => JobObservation {
-                        id: name.clone(),
-                        state: JobState::Failed,
-                        summary: crate::model::status::StatusSummary::of(JobState::Failed),
-                        waiting_for: None,
-                    },
+                    // Deleted by someone.
+                    None => JobObservation::gone(name),
                 })
                 .collect())
         }
