@@ -832,3 +832,76 @@ async fn each_input_costs_one_put_object_and_nothing_else() {
         assert_eq!(methods, &["PUT"], "{input}");
     }
 }
+
+/// The recount after a pass lists the outputs of that pass's dated folder only, when they
+/// settle it; planning lists each dated folder's outputs and nothing else of the series.
+#[tokio::test]
+async fn the_recount_lists_only_the_outputs_of_its_pass() {
+    use common::aws_run::{BatchScenario, DATE, example_runs, run_batch, write_example_outputs};
+    let moto: &'static Moto = Box::leak(Box::new(moto::start(&[])));
+    let (bucket, queue) = ("recount", "recount-queue");
+    moto.setup_batch(bucket, queue);
+    let scenario = BatchScenario::new(bucket, queue, "AWS_EXAMPLE");
+    // An earlier pass made seed 0; this pass runs seeds 1 and 2, and stops once submitted.
+    write_example_outputs(moto, bucket, "2024-05-01", &example_runs(0..1)).await;
+    moto.start_recording();
+    let first = run_batch(moto, &scenario, &[("FAILPOINTS", "after-submit=return")]);
+    assert_eq!(
+        first.status.code(),
+        Some(simseries::faults::CRASH_EXIT_CODE),
+        "{first:?}"
+    );
+    // The dated folders, then the outputs of each (at once: sorted here).
+    let series_listing = [
+        "work/AWS_EXAMPLE/",
+        "work/AWS_EXAMPLE/2024-05-01/outputs/",
+        "work/AWS_EXAMPLE/simseries/outputs/",
+    ];
+    assert_eq!(
+        sorted_tail(listed_prefixes(&moto.recording()), 1),
+        series_listing,
+        "planning lists the outputs of the dated folders, nothing else of the series"
+    );
+    // moto runs no containers: the model's outputs appear while the jobs run.
+    write_example_outputs(moto, bucket, DATE, &example_runs(1..3)).await;
+    moto.start_recording();
+    let second = run_batch(moto, &scenario, &[]);
+    assert_eq!(second.status.code(), Some(0), "{second:?}");
+    let listed = listed_prefixes(&moto.recording());
+    let this_pass = format!("work/AWS_EXAMPLE/{DATE}/outputs/");
+    assert_eq!(
+        listed[0], this_pass,
+        "the recount lists this pass's outputs alone: {listed:?}"
+    );
+    // Then `simseries run` prints the completeness table of the whole series.
+    let mut table = series_listing.map(String::from).to_vec();
+    table.insert(2, this_pass);
+    assert_eq!(sorted_tail(listed[1..].to_vec(), 1), table);
+    let status = common::aws_run::batch_status(moto, &scenario)
+        .await
+        .unwrap();
+    assert_eq!(status["phase"], "Complete", "{status}");
+    assert_eq!(status["runs"]["complete"], 6, "{status}");
+    assert_eq!(status["runs"]["total"], 6, "{status}");
+}
+
+/// `items` with those after the first `keep` sorted (requests made at once arrive in any order).
+fn sorted_tail(mut items: Vec<String>, keep: usize) -> Vec<String> {
+    let from = keep.min(items.len());
+    items[from..].sort();
+    items
+}
+
+/// The prefixes of the ListObjectsV2 requests in a recording, in order (delimiter or not).
+fn listed_prefixes(recording: &[serde_json::Value]) -> Vec<String> {
+    recording
+        .iter()
+        .filter_map(|entry| entry["url"].as_str())
+        .filter(|url| url.contains("list-type=2"))
+        .filter_map(|url| {
+            let query = url.split_once('?')?.1;
+            let prefix = query.split('&').find_map(|p| p.strip_prefix("prefix="))?;
+            Some(common::percent_decode(prefix))
+        })
+        .collect()
+}

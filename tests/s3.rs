@@ -297,3 +297,122 @@ async fn unreachable_or_missing_buckets_fail_clearly() {
         "{err}"
     );
 }
+
+/// Every key below `prefix` that `list_split` hands over, sorted, and how many it counted.
+async fn split_listing(
+    s3: &dyn Storage,
+    prefix: &str,
+    split_at: &[String],
+    permits: usize,
+) -> (Vec<String>, u64) {
+    let keys = std::sync::Mutex::new(Vec::new());
+    let sink = |page: Vec<String>| keys.lock().unwrap().extend(page);
+    let limit = tokio::sync::Semaphore::new(permits);
+    let count = s3
+        .list_split(prefix, split_at, &limit, &sink)
+        .await
+        .unwrap();
+    let mut keys = keys.into_inner().unwrap();
+    keys.sort();
+    (keys, count)
+}
+
+#[tokio::test]
+async fn a_listing_split_into_ranges_equals_the_sequential_one() {
+    let moto = moto::shared();
+    let bucket = moto.bucket("split").await;
+    let s3 = store(moto, &bucket, "root");
+    let outputs = "S/2024-01-01/outputs/";
+    // Two and a half pages of outputs, a subfolder, a name with a character of two bytes,
+    // and neighbours that are not below the prefix.
+    let mut objects: Vec<(String, Vec<u8>)> = Vec::new();
+    for condition in 0..25 {
+        for seed in 0..50 {
+            for extension in ["CELLS.json", "STATS.json"] {
+                objects.push((
+                    format!("{outputs}S_C{condition}_{seed:04}.{extension}"),
+                    b"x".to_vec(),
+                ));
+            }
+        }
+    }
+    for key in [
+        format!("{outputs}sub/S_C3_0001.CELLS.json"),
+        format!("{outputs}S_Cé_0001.CELLS.json"),
+        "S/2024-01-01/outputsX".to_string(),
+        "S/2024-01-01/inputs/S_0.xml".to_string(),
+        "S/2024-01-02/outputs/S_C0_0000.CELLS.json".to_string(),
+    ] {
+        objects.push((key, b"x".to_vec()));
+    }
+    s3.write_all(objects, 32).await.unwrap();
+    let sequential = storage::list_all(&s3, outputs).await.unwrap();
+    assert_eq!(sequential.len(), 2_502);
+
+    let at = |name: &str| format!("{outputs}{name}");
+    let splits: Vec<(&str, Vec<String>)> = vec![
+        ("none", vec![]),
+        (
+            "run keys, unsorted, repeated, one equal to a key, one before the first page, one \
+             outside the prefix",
+            vec![
+                at("S_C7_0025"),
+                at("S_C20_0000"),
+                at("S_C20_0000"),
+                at("S_C21_0049.STATS.json"),
+                at("S_C0_0001"),
+                at("S_C9"),
+                at("S_Cé"),
+                at("sub/"),
+                "S/2024-01-02/outputs/".to_string(),
+                "T/".to_string(),
+            ],
+        ),
+        (
+            "one range a page",
+            (0..25).map(|c| at(&format!("S_C{c}_0025"))).collect(),
+        ),
+    ];
+    for (what, split_at) in splits {
+        for permits in [1, 32] {
+            let (keys, count) = split_listing(&s3, outputs, &split_at, permits).await;
+            assert_eq!(
+                count,
+                sequential.len() as u64,
+                "{what}, {permits} permit(s)"
+            );
+            assert_eq!(keys, sequential, "{what}, {permits} permit(s)");
+        }
+    }
+}
+
+#[tokio::test]
+async fn folders_are_listed_alike_on_s3_and_in_a_local_folder() {
+    let moto = moto::shared();
+    let bucket = moto.bucket("folders").await;
+    let s3 = store(moto, &bucket, "root");
+    let dir = temp_dir("folders");
+    let local = storage::LocalStorage::new(dir.join("w"));
+    let keys = [
+        "S/2024-01-01/outputs/a",
+        "S/2024-01-01/inputs/b",
+        "S/a-b/x",
+        "S/a/x",
+        "S/file",
+        "S/simseries/status.json",
+        "SX/2024-01-01/outputs/c",
+    ];
+    for key in keys {
+        s3.write(key, b"x".to_vec()).await.unwrap();
+        local.write(key, b"x".to_vec()).await.unwrap();
+    }
+    let expected = ["S/2024-01-01/", "S/a-b/", "S/a/", "S/simseries/"];
+    assert_eq!(s3.list_folders("S/").await.unwrap(), expected);
+    assert_eq!(local.list_folders("S/").await.unwrap(), expected);
+    assert_eq!(
+        s3.list_folders("S/a").await.unwrap(),
+        local.list_folders("S/a").await.unwrap()
+    );
+    assert!(local.list_folders("nothing/").await.unwrap().is_empty());
+    assert!(s3.list_folders("nothing/").await.unwrap().is_empty());
+}

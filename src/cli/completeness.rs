@@ -39,7 +39,7 @@ impl Completeness {
     /// table and the plan never disagree.
     pub async fn read(spec: &SimulationSeriesSpec, stores: &Stores) -> Result<Self, CliError> {
         let series = validate(spec)?;
-        let loaded = read_completeness(&series, stores, spec.series.manifest_source).await?;
+        let loaded = read_completeness(&series, stores, spec.series.manifest_source, None).await?;
         let table = &loaded.table;
         let seeds = series.seeds.len();
         let extensions = spec.series.extensions.clone();

@@ -63,6 +63,16 @@ impl PassRecord {
         }
     }
 
+    /// The run keys of every child of the pass.
+    pub fn runs(&self) -> impl Iterator<Item = &str> {
+        self.groups
+            .iter()
+            .flat_map(|g| &g.jobs)
+            .flat_map(|j| &j.children)
+            .flat_map(|c| &c.runs)
+            .map(String::as_str)
+    }
+
     pub fn job_mut(&mut self, name: &str) -> Option<&mut JobDetail> {
         self.groups
             .iter_mut()

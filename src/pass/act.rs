@@ -11,8 +11,9 @@ use crate::model::record::{ChildRecord, GroupRecord, JobDetail, PassRecord};
 use crate::model::spec::SimulationSeriesSpec;
 use crate::model::status::{Pass, RunCounts, SimulationSeriesStatus};
 use crate::model::usage::{ChildUsage, PassUsage, Resources, Usage};
-use crate::model::validate::validate;
+use crate::model::validate::{ValidSeries, validate};
 use crate::pass::decide::{Outcome, Step};
+use crate::planning::manifest::RunState;
 use crate::planning::plan::Plan;
 use crate::planning::prepare::{
     Locations, PrepareError, Prepared, Stores, prepare, read_completeness,
@@ -80,7 +81,7 @@ impl Actor {
     #[tracing::instrument(skip_all, fields(series = %self.spec.series.name, step = step.name()))]
     pub async fn act(&mut self, status: &SimulationSeriesStatus, step: &Step) -> Outcome {
         let outcome = match status.pass.as_ref() {
-            Some(pass) => match self.act_on(pass, step).await {
+            Some(pass) => match self.act_on(pass, status.runs.as_ref(), step).await {
                 Ok(outcome) => outcome,
                 Err(failure) => step.failed(failure),
             },
@@ -94,7 +95,12 @@ impl Actor {
     }
 
     /// Runs `step`; an error is a failure before the step could start.
-    async fn act_on(&mut self, pass: &Pass, step: &Step) -> Result<Outcome, Failure> {
+    async fn act_on(
+        &mut self,
+        pass: &Pass,
+        planned: Option<&RunCounts>,
+        step: &Step,
+    ) -> Result<Outcome, Failure> {
         Ok(match step {
             Step::Plan => Outcome::Planned(self.plan(pass).await),
             Step::WriteInputs => Outcome::InputsWritten(self.write_inputs(pass).await),
@@ -158,7 +164,7 @@ impl Actor {
                 let context = self.context(pass)?;
                 Outcome::Cleaned(self.executor.clean(&context, pass).await)
             }
-            Step::Recount => Outcome::Recounted(self.recount(pass).await),
+            Step::Recount => Outcome::Recounted(self.recount(pass, planned).await),
             Step::Wait { .. } | Step::Done => Outcome::Resumed,
         })
     }
@@ -230,18 +236,103 @@ impl Actor {
     }
 
     /// Completeness after the pass, from the outputs in the working location (and the
-    /// manifest, when the series uses one), and the final pass record.
-    async fn recount(&mut self, pass: &Pass) -> Result<Recount, Failure> {
+    /// manifest, when the series uses one), and the final pass record. `planned` are the
+    /// counts planning found at the start of the pass.
+    async fn recount(
+        &mut self,
+        pass: &Pass,
+        planned: Option<&RunCounts>,
+    ) -> Result<Recount, Failure> {
         self.prepared = None;
         let context = self.context(pass)?;
         let series =
             validate(&self.spec).map_err(|e| Failure::permanent("InvalidSpec", e.to_string()))?;
-        // The same source as planning: the table and the plan never disagree.
+        let record = match &pass.record {
+            Some(key) => match self.read_record(key).await {
+                Ok(record) => Some((key, record)),
+                Err(failure) => {
+                    tracing::warn!(reason = %failure.reason, "pass record not read: {}", failure.message);
+                    None
+                }
+            },
+            None => None,
+        };
+        let pass_alone = match (planned, &record) {
+            (Some(planned), Some((_, record))) => {
+                self.counts_from_pass_outputs(&series, &context.folder, planned, record)
+                    .await?
+            }
+            _ => None,
+        };
+        let (counts, example_missing) = match pass_alone {
+            Some(counts) => (counts, None),
+            None => {
+                self.counts_from_every_output(&series, &context.folder)
+                    .await?
+            }
+        };
+        let usage = match record {
+            Some((key, record)) => match self.finish_record(pass, key, record).await {
+                Ok(usage) => usage,
+                Err(failure) => {
+                    tracing::warn!(reason = %failure.reason, "pass record not updated: {}", failure.message);
+                    None
+                }
+            },
+            None => None,
+        };
+        Ok(Recount {
+            counts,
+            example_missing,
+            outputs: format!("{}outputs/", context.working_url()),
+            usage,
+        })
+    }
+
+    /// The counts after the pass from its own dated folder alone, when that settles them:
+    /// every run the pass planned now has all its outputs, and planning found every other run
+    /// complete. `None` otherwise: only every output of the series can then say which runs
+    /// lack what.
+    async fn counts_from_pass_outputs(
+        &self,
+        series: &ValidSeries<'_>,
+        folder: &DatedFolder,
+        planned: &RunCounts,
+        record: &PassRecord,
+    ) -> Result<Option<RunCounts>, Failure> {
         let source = self.spec.series.manifest_source;
-        let loaded = read_completeness(&series, &self.stores, source)
+        let loaded = read_completeness(series, &self.stores, source, Some(folder))
             .await
             .map_err(|e| prepare_failure(&e))?;
-        let plan = crate::planning::plan::plan(&series, &loaded.table, context.folder.date());
+        let mut ran = 0u64;
+        for run in record.runs() {
+            if loaded.table.run_state(run) != Some(RunState::Complete) {
+                return Ok(None);
+            }
+            ran += 1;
+        }
+        Ok(
+            (planned.complete + ran == planned.total).then_some(RunCounts {
+                total: planned.total,
+                complete: planned.total,
+                missing: 0,
+                incomplete: 0,
+            }),
+        )
+    }
+
+    /// The counts from every output of the series (the source planning uses, so the table and
+    /// the plan never disagree), and a run still missing, if any.
+    async fn counts_from_every_output(
+        &self,
+        series: &ValidSeries<'_>,
+        folder: &DatedFolder,
+    ) -> Result<(RunCounts, Option<String>), Failure> {
+        let source = self.spec.series.manifest_source;
+        let loaded = read_completeness(series, &self.stores, source, None)
+            .await
+            .map_err(|e| prepare_failure(&e))?;
+        let plan = crate::planning::plan::plan(series, &loaded.table, folder.date());
         let totals = plan.totals();
         let example_missing = plan
             .groups
@@ -253,39 +344,35 @@ impl Actor {
                 let key = &self.spec.series.conditions[condition].key;
                 layout::run_key(&plan.series, key, seed)
             });
-        let usage = match self.finish_record(pass).await {
-            Ok(usage) => usage,
-            Err(failure) => {
-                tracing::warn!(reason = %failure.reason, "pass record not updated: {}", failure.message);
-                None
-            }
+        let counts = RunCounts {
+            total: totals.runs,
+            complete: totals.complete,
+            missing: totals.missing,
+            incomplete: totals.incomplete,
         };
-        Ok(Recount {
-            counts: RunCounts {
-                total: totals.runs,
-                complete: totals.complete,
-                missing: totals.missing,
-                incomplete: totals.incomplete,
-            },
-            example_missing,
-            outputs: format!("{}outputs/", context.working_url()),
-            usage,
-        })
+        Ok((counts, example_missing))
+    }
+
+    async fn read_record(&self, key: &str) -> Result<PassRecord, Failure> {
+        let bytes = self
+            .stores
+            .working
+            .read(key)
+            .await
+            .map_err(|e| storage_failure("RecordUnreadable", &e))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Failure::permanent("RecordUnreadable", format!("{key}: {e}")))
     }
 
     /// Writes every child's outcome, attempts, usage and log key into the pass record, and
     /// returns what the pass's children used (when the executor measured it).
-    async fn finish_record(&self, pass: &Pass) -> Result<Option<PassUsage>, Failure> {
-        let Some(key) = &pass.record else {
-            return Ok(None);
-        };
+    async fn finish_record(
+        &self,
+        pass: &Pass,
+        key: &str,
+        mut record: PassRecord,
+    ) -> Result<Option<PassUsage>, Failure> {
         let working = self.stores.working.as_ref();
-        let bytes = working
-            .read(key)
-            .await
-            .map_err(|e| storage_failure("RecordUnreadable", &e))?;
-        let mut record: PassRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| Failure::permanent("RecordUnreadable", format!("{key}: {e}")))?;
         let context = self.context(pass)?;
         let resources = Resources {
             vcpus: self.spec.context.vcpus,

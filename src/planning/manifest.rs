@@ -321,6 +321,14 @@ impl Completeness {
         }
     }
 
+    /// The state of the run named by `run_key` (`{name}_{condition}_{seed:04}`); `None` for a
+    /// run that is not in the series.
+    pub fn run_state(&self, run_key: &str) -> Option<RunState> {
+        let (cell, _) = self.cell(run_key.as_bytes(), b"")?;
+        let cell = cell as usize;
+        Some(self.state(cell / self.seeds, cell % self.seeds))
+    }
+
     /// Extensions present for one run, in the order of `series.extensions`.
     pub fn has_extension(&self, condition: usize, slot: usize, extension: usize) -> bool {
         self.masks[condition * self.seeds + slot] & (1 << extension) != 0

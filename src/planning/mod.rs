@@ -3,6 +3,7 @@
 //! workflow renders them.
 
 pub mod inputs;
+pub mod listing;
 pub mod manifest;
 pub mod plan;
 pub mod prepare;

@@ -4,13 +4,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use futures::TryStreamExt;
-
-use crate::model::layout::{self, Date};
+use crate::model::layout::{self, Date, DatedFolder};
 use crate::model::location::Location;
 use crate::model::spec::{ManifestSource, SimulationSeriesSpec};
 use crate::model::validate::{SpecError, SpecErrors, ValidSeries, validate};
 use crate::planning::inputs::{RenderError, RenderedInput, render_inputs};
+use crate::planning::listing;
 use crate::planning::manifest::{Completeness, ManifestError};
 use crate::planning::plan::{Plan, plan};
 use crate::planning::template::{Template, TemplateError};
@@ -173,7 +172,7 @@ pub async fn prepare(
     })?;
     let template = Template::parse(template_key, &source)?;
 
-    let loaded = read_completeness(&series, stores, spec.series.manifest_source).await?;
+    let loaded = read_completeness(&series, stores, spec.series.manifest_source, None).await?;
     let plan = plan(&series, &loaded.table, date);
     let inputs = render_inputs(&series, &plan, &template)?;
     let missing_init_sources = missing_init_sources(stores.working.as_ref(), &plan).await?;
@@ -194,11 +193,13 @@ pub struct Loaded {
     pub listed_objects: Option<u64>,
 }
 
-/// Reads the completeness table of `series` from the sources `source` names.
+/// Reads the completeness table of `series` from the sources `source` names: the listing
+/// covers the outputs of every dated folder, or of `dated` alone when it is given.
 pub async fn read_completeness(
     series: &ValidSeries<'_>,
     stores: &Stores,
     source: ManifestSource,
+    dated: Option<&DatedFolder>,
 ) -> Result<Loaded, PrepareError> {
     let spec = series.spec;
     let mut table = Completeness::new(series);
@@ -215,15 +216,16 @@ pub async fn read_completeness(
     }
     let mut listed_objects = None;
     if source.uses_listing() {
-        let prefix = layout::series_prefix(&spec.series.name);
-        let mut pages = stores.working.list(&prefix);
-        let mut count = 0u64;
-        while let Some(page) = pages.try_next().await.map_err(PrepareError::Listing)? {
-            count += page.len() as u64;
-            for key in &page {
-                table.record_object(key);
-            }
-        }
+        let working = stores.working.as_ref();
+        let folders = match dated {
+            Some(folder) => vec![folder.root()],
+            None => listing::dated_folders(working, &spec.series.name)
+                .await
+                .map_err(PrepareError::Listing)?,
+        };
+        let count = listing::record_outputs(working, series, &folders, &mut table)
+            .await
+            .map_err(PrepareError::Listing)?;
         listed_objects = Some(count);
     }
     Ok(Loaded {

@@ -384,6 +384,50 @@ impl Storage for LocalStorage {
         .boxed()
     }
 
+    fn list_folders<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, StorageResult<Vec<String>>> {
+        async move {
+            let (folder, start) = match prefix.rfind('/') {
+                Some(i) => (&prefix[..=i], &prefix[i + 1..]),
+                None => ("", prefix),
+            };
+            let path = self.path(folder.trim_end_matches('/'))?;
+            let start = start.to_string();
+            let listed = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
+                let entries = match std::fs::read_dir(&path) {
+                    Ok(entries) => entries,
+                    Err(err) if err.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(err) => return Err(err),
+                };
+                let mut names = Vec::new();
+                for entry in entries {
+                    let entry = entry?;
+                    let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                        continue;
+                    };
+                    if entry.file_type()?.is_dir() && name.starts_with(&start) && !is_staging(&name)
+                    {
+                        names.push(name);
+                    }
+                }
+                Ok(names)
+            })
+            .await;
+            let names = match listed {
+                Ok(Ok(names)) => names,
+                Ok(Err(err)) => return Err(self.error(prefix, err)),
+                Err(join) => return Err(self.join_error(prefix, join)),
+            };
+            // Sorted with the `/`, as S3 sorts its common prefixes (`a-b/` before `a/`).
+            let mut folders: Vec<String> = names
+                .into_iter()
+                .map(|name| format!("{folder}{name}/"))
+                .collect();
+            folders.sort_unstable();
+            Ok(folders)
+        }
+        .boxed()
+    }
+
     fn copy<'a>(&'a self, from: &'a str, to: &'a str) -> BoxFuture<'a, StorageResult<()>> {
         async move {
             let body = self.read(from).await?;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use tokio::sync::Semaphore;
 
 use crate::model::location::Location;
 
@@ -137,6 +138,36 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Keys of the objects whose key starts with `prefix`, a page at a time.
     fn list<'a>(&'a self, prefix: &'a str) -> BoxStream<'a, StorageResult<Vec<String>>>;
 
+    /// Hands every key below `prefix` to `sink` once, a page at a time, and returns how many
+    /// there were: the keys [`list_all`] gives, though not in its order. A store whose pages
+    /// cost a round trip each (S3) lists the ranges between the `split_at` keys at once, each
+    /// page request holding a permit of `limit`; the others list in one go. `split_at` only
+    /// decides how the work is shared, never what is listed.
+    fn list_split<'a>(
+        &'a self,
+        prefix: &'a str,
+        split_at: &'a [String],
+        limit: &'a Semaphore,
+        sink: &'a (dyn Fn(Vec<String>) + Send + Sync),
+    ) -> BoxFuture<'a, StorageResult<u64>> {
+        let _ = split_at;
+        async move {
+            let _permit = limit.acquire().await;
+            let mut pages = self.list(prefix);
+            let mut count = 0u64;
+            while let Some(page) = pages.try_next().await? {
+                count += page.len() as u64;
+                sink(page);
+            }
+            Ok(count)
+        }
+        .boxed()
+    }
+
+    /// The folders directly below `prefix` (a key ending in `/`): each as `{prefix}{name}/`,
+    /// once, in order. Objects directly below `prefix` are not folders.
+    fn list_folders<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, StorageResult<Vec<String>>>;
+
     /// Copies an object inside the location (server-side on S3).
     fn copy<'a>(&'a self, from: &'a str, to: &'a str) -> BoxFuture<'a, StorageResult<()>>;
 
@@ -157,7 +188,10 @@ pub async fn open(location: &Location, s3: &S3Options) -> Arc<dyn Storage> {
 }
 
 /// Every key below `prefix`, all pages.
-pub async fn list_all(storage: &dyn Storage, prefix: &str) -> StorageResult<Vec<String>> {
+pub async fn list_all<S: Storage + ?Sized>(
+    storage: &S,
+    prefix: &str,
+) -> StorageResult<Vec<String>> {
     let pages: Vec<Vec<String>> = storage.list(prefix).try_collect().await?;
     Ok(pages.into_iter().flatten().collect())
 }

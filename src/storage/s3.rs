@@ -14,6 +14,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
+use tokio::sync::Semaphore;
 
 use super::{Storage, StorageError, StorageErrorKind, StorageResult};
 use crate::model::location::Location;
@@ -104,17 +105,28 @@ impl S3Storage {
         }
     }
 
+    /// One ListObjectsV2 page of the keys below `prefix`: after the continuation `token` or,
+    /// on a first page, after `start_after`. With `delimiter`, the common prefixes instead of
+    /// the keys below them.
     async fn list_page(
         &self,
         prefix: &str,
-        token: Option<String>,
-    ) -> StorageResult<(Vec<String>, Option<String>)> {
+        from: PageFrom<'_>,
+        delimiter: Option<&str>,
+    ) -> StorageResult<Page> {
+        let (token, start_after) = match from {
+            PageFrom::Start => (None, None),
+            PageFrom::Token(token) => (Some(token.to_string()), None),
+            PageFrom::After(key) => (None, Some(self.object_key(key))),
+        };
         let output = self
             .client
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(self.object_key(prefix))
             .set_continuation_token(token)
+            .set_start_after(start_after)
+            .set_delimiter(delimiter.map(str::to_string))
             .send()
             .await
             .map_err(|e| sdk_error(self.location.url_of(prefix), e))?;
@@ -124,13 +136,92 @@ impl S3Storage {
             .filter_map(|object| object.key())
             .map(|key| self.relative_key(key).to_string())
             .collect();
+        let folders = output
+            .common_prefixes()
+            .iter()
+            .filter_map(|p| p.prefix())
+            .map(|key| self.relative_key(key).to_string())
+            .collect();
         let next = if output.is_truncated().unwrap_or(false) {
             output.next_continuation_token().map(str::to_string)
         } else {
             None
         };
-        Ok((keys, next))
+        Ok(Page {
+            keys,
+            folders,
+            next,
+        })
     }
+
+    /// Hands the keys in `(after, until]` (to the end without `until`) to `sink`, a page
+    /// request at a time under `limit`, and returns how many. Every key in the range shares
+    /// the prefix that `after` and `until` share, so the request names that narrower prefix.
+    async fn list_range(
+        &self,
+        prefix: &str,
+        after: &str,
+        until: Option<&str>,
+        limit: &Semaphore,
+        sink: &(dyn Fn(Vec<String>) + Send + Sync),
+    ) -> StorageResult<u64> {
+        let narrow = match until {
+            Some(until) => common_prefix(after, until),
+            None => prefix,
+        };
+        let mut count = 0u64;
+        let mut token: Option<String> = None;
+        loop {
+            let from = token
+                .as_deref()
+                .map_or(PageFrom::After(after), PageFrom::Token);
+            let page = {
+                let _permit = limit.acquire().await;
+                self.list_page(narrow, from, None).await?
+            };
+            let in_range = page
+                .keys
+                .iter()
+                .take_while(|key| until.is_none_or(|until| key.as_str() <= until))
+                .count();
+            let past_the_end = in_range < page.keys.len();
+            let mut keys = page.keys;
+            keys.truncate(in_range);
+            count += keys.len() as u64;
+            sink(keys);
+            match page.next {
+                Some(next) if !past_the_end => token = Some(next),
+                _ => return Ok(count),
+            }
+        }
+    }
+}
+
+/// Where a listing page starts.
+#[derive(Clone, Copy)]
+enum PageFrom<'a> {
+    Start,
+    Token(&'a str),
+    After(&'a str),
+}
+
+struct Page {
+    keys: Vec<String>,
+    /// The common prefixes, when the request named a delimiter.
+    folders: Vec<String>,
+    next: Option<String>,
+}
+
+/// The longest common prefix of two keys, on a character boundary.
+fn common_prefix<'a>(a: &'a str, b: &str) -> &'a str {
+    let mut end = 0;
+    for ((i, x), y) in a.char_indices().zip(b.chars()) {
+        if x != y {
+            break;
+        }
+        end = i + x.len_utf8();
+    }
+    &a[..end]
 }
 
 impl Storage for S3Storage {
@@ -201,14 +292,75 @@ impl Storage for S3Storage {
 
     fn list<'a>(&'a self, prefix: &'a str) -> BoxStream<'a, StorageResult<Vec<String>>> {
         // State: Some(token) while pages remain; the first page has no token.
-        futures::stream::unfold(Some(None), move |state| async move {
+        futures::stream::unfold(Some(None::<String>), move |state| async move {
             let token = state?;
-            match self.list_page(prefix, token).await {
-                Ok((keys, Some(next))) => Some((Ok(keys), Some(Some(next)))),
-                Ok((keys, None)) => Some((Ok(keys), None)),
+            let from = token.as_deref().map_or(PageFrom::Start, PageFrom::Token);
+            match self.list_page(prefix, from, None).await {
+                Ok(Page { keys, next, .. }) => Some((Ok(keys), next.map(Some))),
                 Err(err) => Some((Err(err), None)),
             }
         })
+        .boxed()
+    }
+
+    /// A first page as the sequential listing makes it; when there is more, the rest is cut at
+    /// the `split_at` keys past that page into ranges listed at once.
+    fn list_split<'a>(
+        &'a self,
+        prefix: &'a str,
+        split_at: &'a [String],
+        limit: &'a Semaphore,
+        sink: &'a (dyn Fn(Vec<String>) + Send + Sync),
+    ) -> BoxFuture<'a, StorageResult<u64>> {
+        async move {
+            let first = {
+                let _permit = limit.acquire().await;
+                self.list_page(prefix, PageFrom::Start, None).await?
+            };
+            let last = first.keys.last().cloned();
+            let mut count = first.keys.len() as u64;
+            sink(first.keys);
+            let (Some(_), Some(last)) = (first.next, last) else {
+                return Ok(count);
+            };
+            let mut bounds: Vec<&str> = split_at
+                .iter()
+                .map(String::as_str)
+                .filter(|b| b.starts_with(prefix) && *b > last.as_str())
+                .collect();
+            bounds.sort_unstable();
+            bounds.dedup();
+            let starts = std::iter::once(last.as_str()).chain(bounds.iter().copied());
+            let ends = bounds.iter().copied().map(Some).chain([None]);
+            let ranges: Vec<_> = starts
+                .zip(ends)
+                .map(|(after, until)| self.list_range(prefix, after, until, limit, sink))
+                .collect();
+            // Every range is started; the permits bound the requests in flight.
+            for listed in futures::future::try_join_all(ranges).await? {
+                count += listed;
+            }
+            Ok(count)
+        }
+        .boxed()
+    }
+
+    fn list_folders<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, StorageResult<Vec<String>>> {
+        async move {
+            let mut folders = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let from = token.as_deref().map_or(PageFrom::Start, PageFrom::Token);
+                let page = self.list_page(prefix, from, Some("/")).await?;
+                folders.extend(page.folders);
+                match page.next {
+                    Some(next) => token = Some(next),
+                    None => break,
+                }
+            }
+            folders.sort_unstable();
+            Ok(folders)
+        }
         .boxed()
     }
 
