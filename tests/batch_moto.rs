@@ -544,6 +544,37 @@ async fn logs_are_read_from_the_children_streams_and_filtered() {
     assert_eq!(read(0), "ERROR child 0 disk full\n");
 }
 
+/// A log of more than one FilterLogEvents page (moto pages at 10,000 events) is saved whole,
+/// in order, through the spool.
+#[tokio::test]
+async fn a_log_of_several_pages_is_saved_whole_and_in_order() {
+    let s = setup("pages", moto::shared()).await;
+    let (root, ctx, definition) = s.registered("pages", 1).await;
+    let mut record = job("pages_S_G", "S_G", 2, None);
+    let g = group("S_G", Some(definition.clone()), vec![record.clone()]);
+    let id = s.executor.submit(&ctx, &g, &record, false).await.unwrap();
+    record.id = Some(id.clone());
+    let lines: Vec<String> = (0..10_050).map(|i| format!("line {i}")).collect();
+    s.moto.log_job(&format!("{id}:1"), &lines).await;
+    let the_pass = pass(vec![group("S_G", Some(definition), vec![record])]);
+    s.executor.collect_logs(&ctx, &the_pass).await.unwrap();
+    let read = |i: usize| {
+        std::fs::read_to_string(root.join(format!("S/2024-06-01/logs/pass-1/S_G_{i}.log"))).unwrap()
+    };
+    assert_eq!(read(0), "", "a child that logged nothing");
+    let saved = read(1);
+    assert_eq!(saved.lines().count(), 10_050);
+    assert!(
+        saved == lines.join("\n") + "\n",
+        "the lines differ or are out of order"
+    );
+    assert!(
+        s.api.calls("FilterLogEvents") >= 2,
+        "{}",
+        s.api.calls("FilterLogEvents")
+    );
+}
+
 #[tokio::test]
 async fn a_job_submitted_but_not_recorded_is_adopted() {
     let s = setup("adopt", moto::shared()).await;

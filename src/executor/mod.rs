@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod kubernetes;
 pub mod local;
+pub mod spool;
 
 use std::sync::Arc;
 
@@ -140,21 +141,6 @@ pub fn storage_failure(reason: &str, error: &crate::storage::StorageError) -> Fa
     } else {
         Failure::permanent(reason, error.to_string())
     }
-}
-
-/// Writes one group's log files (`(key, text)`) and describes them for the status.
-pub async fn save_group_logs(
-    context: &PassContext,
-    group: &str,
-    files: Vec<(String, Vec<u8>)>,
-) -> Result<GroupLogs, Failure> {
-    let keys: Vec<String> = files.iter().map(|(key, _)| key.clone()).collect();
-    context
-        .working
-        .write_all(files, crate::storage::DEFAULT_CONCURRENCY)
-        .await
-        .map_err(|e| storage_failure("LogsNotSaved", &e))?;
-    Ok(group_logs(context, group, keys))
 }
 
 /// One group's saved log files, as the status describes them.

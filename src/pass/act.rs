@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::executor::spool::Spool;
 use crate::executor::{Executor, PassContext, storage_failure};
 use crate::model::layout::{self, Date, DatedFolder};
 use crate::model::outcome::{Failure, PlanOutcome, PlannedGroup, PlannedJobRecord, Recount};
@@ -405,9 +406,20 @@ impl Actor {
                 }
             }
         }
-        let body = serde_json::to_vec_pretty(&record).expect("record serializes");
+        // Serialized into a spool file, not memory: a million children's record runs to
+        // hundreds of MB of JSON.
+        let spool = Spool::new()?;
+        let file = spool.file();
+        let serialized = std::fs::File::create(&file).and_then(|out| {
+            let mut out = std::io::BufWriter::new(out);
+            serde_json::to_writer_pretty(&mut out, &record)?;
+            std::io::Write::flush(&mut out)
+        });
+        serialized.map_err(|e| {
+            Failure::transient("RecordNotWritten", format!("{}: {e}", file.display()))
+        })?;
         working
-            .write(key, body)
+            .write_from_file(key, &file)
             .await
             .map_err(|e| storage_failure("RecordNotWritten", &e))?;
         // Executors that report no attempts (the local one) measure nothing.

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use futures::future::BoxFuture;
 use simseries::executor::batch::api::{
     ApiError, ApiResult, Attempt, BatchApi, DefinitionContent, DefinitionRevision, JobDetail,
-    JobSummary, LogEvent, MAX_DESCRIBE_IDS, SubmitRequest,
+    JobSummary, LogEvent, LogPage, MAX_DESCRIBE_IDS, SubmitRequest,
 };
 use simseries::model::logfilter::LogFilter;
 use simseries::model::status::StatusSummary;
@@ -490,7 +490,8 @@ impl BatchApi for FakeBatch {
         _group: &'a str,
         streams: &'a [String],
         pattern: &'a str,
-    ) -> BoxFuture<'a, ApiResult<Vec<LogEvent>>> {
+        _token: Option<String>,
+    ) -> BoxFuture<'a, ApiResult<LogPage>> {
         let mut state = self.state.lock().unwrap();
         *state.calls.entry("FilterLogEvents").or_default() += 1;
         let filter = LogFilter::parse(pattern).unwrap();
@@ -499,6 +500,6 @@ impl BatchApi for FakeBatch {
             .flat_map(|s| state.logs.get(s).cloned().unwrap_or_default())
             .filter(|e| filter.matches(&e.message))
             .collect();
-        ready(Ok(events))
+        ready(Ok(LogPage { events, next: None }))
     }
 }

@@ -139,6 +139,13 @@ pub struct LogEvent {
     pub message: String,
 }
 
+/// A page of log events and the token of the next page, if there is one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogPage {
+    pub events: Vec<LogEvent>,
+    pub next: Option<String>,
+}
+
 /// AWS Batch and CloudWatch Logs, as the executor uses them.
 pub trait BatchApi: Send + Sync {
     /// ACTIVE revisions of the job definition `name`.
@@ -171,11 +178,14 @@ pub trait BatchApi: Send + Sync {
 
     fn terminate_job<'a>(&'a self, id: &'a str, reason: &'a str) -> BoxFuture<'a, ApiResult<()>>;
 
-    /// Events of at most [`MAX_LOG_STREAMS`] streams of `group` that match `pattern`, all pages.
+    /// One page of the events of at most [`MAX_LOG_STREAMS`] streams of `group` that match
+    /// `pattern`: the first without `token`, else the one it names. A group that does not
+    /// exist yet (nothing of the account has logged) has no events.
     fn filter_log_events<'a>(
         &'a self,
         group: &'a str,
         streams: &'a [String],
         pattern: &'a str,
-    ) -> BoxFuture<'a, ApiResult<Vec<LogEvent>>>;
+        token: Option<String>,
+    ) -> BoxFuture<'a, ApiResult<LogPage>>;
 }

@@ -23,7 +23,8 @@ use futures::future::BoxFuture;
 
 use super::api::{
     ApiError, ApiResult, Attempt, BatchApi, DefinitionContent, DefinitionRevision, JobDetail,
-    JobSummary, LogEvent, MAX_DESCRIBE_IDS, MAX_LOG_STREAMS, SPOT_RECLAIMED, SubmitRequest,
+    JobSummary, LogEvent, LogPage, MAX_DESCRIBE_IDS, MAX_LOG_STREAMS, SPOT_RECLAIMED,
+    SubmitRequest,
 };
 use crate::model::status::{JobState, StatusSummary};
 
@@ -524,43 +525,42 @@ impl BatchApi for AwsBatchApi {
         group: &'a str,
         streams: &'a [String],
         pattern: &'a str,
-    ) -> BoxFuture<'a, ApiResult<Vec<LogEvent>>> {
+        token: Option<String>,
+    ) -> BoxFuture<'a, ApiResult<LogPage>> {
         async move {
             limit("FilterLogEvents", streams.len(), MAX_LOG_STREAMS)?;
-            let mut events = Vec::new();
-            let mut token = None;
-            loop {
-                let mut call = self
-                    .logs
-                    .filter_log_events()
-                    .log_group_name(group)
-                    .set_log_stream_names(Some(streams.to_vec()))
-                    .set_next_token(token);
-                if !pattern.is_empty() {
-                    call = call.filter_pattern(pattern);
-                }
-                let page = match call.send().await {
-                    Ok(page) => page,
-                    Err(err) => {
-                        let error = api_error(err);
-                        // No log group yet: no job of the account has logged anything.
-                        if error.code == "ResourceNotFoundException" {
-                            return Ok(events);
-                        }
-                        return Err(error);
-                    }
-                };
-                events.extend(page.events().iter().map(|e| LogEvent {
-                    stream: e.log_stream_name().unwrap_or_default().to_string(),
-                    timestamp: e.timestamp().unwrap_or_default(),
-                    message: e.message().unwrap_or_default().to_string(),
-                }));
-                token = page.next_token().map(str::to_string);
-                if token.is_none() {
-                    break;
-                }
+            let mut call = self
+                .logs
+                .filter_log_events()
+                .log_group_name(group)
+                .set_log_stream_names(Some(streams.to_vec()))
+                .set_next_token(token);
+            if !pattern.is_empty() {
+                call = call.filter_pattern(pattern);
             }
-            Ok(events)
+            let page = match call.send().await {
+                Ok(page) => page,
+                Err(err) => {
+                    let error = api_error(err);
+                    // No log group yet: no job of the account has logged anything.
+                    if error.code == "ResourceNotFoundException" {
+                        return Ok(LogPage::default());
+                    }
+                    return Err(error);
+                }
+            };
+            Ok(LogPage {
+                events: page
+                    .events()
+                    .iter()
+                    .map(|e| LogEvent {
+                        stream: e.log_stream_name().unwrap_or_default().to_string(),
+                        timestamp: e.timestamp().unwrap_or_default(),
+                        message: e.message().unwrap_or_default().to_string(),
+                    })
+                    .collect(),
+                next: page.next_token().map(str::to_string),
+            })
         }
         .boxed()
     }

@@ -24,7 +24,8 @@ use futures::future::BoxFuture;
 use self::api::{
     ApiError, BatchApi, DefinitionContent, JobDetail, MAX_DESCRIBE_IDS, SubmitRequest,
 };
-use super::{Executor, PassContext, save_group_logs};
+use super::spool::{Spool, save_group_logs};
+use super::{Executor, PassContext};
 use crate::model::outcome::{ChildOutcome, Definition, Failure, GroupLogs, JobObservation};
 use crate::model::spec::SimulationSeriesSpec;
 use crate::model::status::{GroupJobs, JobRecord, JobState, Pass, StatusSummary};
@@ -526,21 +527,22 @@ impl Executor for BatchExecutor {
             let pattern = context.spec.parameters.log_filter.trim().to_string();
             let mut saved = Vec::new();
             for group in &pass.groups {
-                let mut objects = Vec::new();
+                let spool = Spool::new()?;
+                let mut files = Vec::new();
                 for job in &group.jobs {
                     let Some(id) = job.submitted_id() else {
                         continue;
                     };
                     let children = self.described_children(job, id).await?;
-                    let texts = logs::child_logs(self.api.as_ref(), &children, &pattern)
-                        .await
-                        .map_err(failure)?;
-                    objects.extend(texts.into_iter().enumerate().map(|(index, text)| {
+                    let written =
+                        logs::write_child_logs(self.api.as_ref(), &children, &pattern, &spool)
+                            .await?;
+                    files.extend(written.into_iter().enumerate().map(|(index, file)| {
                         let key = context.folder.log(context.pass, &job.file_set_name, index);
-                        (key, text.into_bytes())
+                        (key, file)
                     }));
                 }
-                saved.push(save_group_logs(context, &group.group, objects).await?);
+                saved.push(save_group_logs(context, &group.group, files).await?);
             }
             Ok(saved)
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use super::api::{
-    ApiResult, BatchApi, DefinitionContent, DefinitionRevision, JobDetail, JobSummary, LogEvent,
+    ApiResult, BatchApi, DefinitionContent, DefinitionRevision, JobDetail, JobSummary, LogPage,
     SubmitRequest,
 };
 
@@ -112,8 +112,9 @@ impl BatchApi for Observed {
         group: &'a str,
         streams: &'a [String],
         pattern: &'a str,
-    ) -> BoxFuture<'a, ApiResult<Vec<LogEvent>>> {
+        token: Option<String>,
+    ) -> BoxFuture<'a, ApiResult<LogPage>> {
         (self.observer)(&Call::FilterLogEvents(streams));
-        self.inner.filter_log_events(group, streams, pattern)
+        self.inner.filter_log_events(group, streams, pattern, token)
     }
 }

@@ -17,6 +17,9 @@ pub mod manifest;
 pub mod observe;
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
@@ -28,7 +31,8 @@ use kube::{Api, Client};
 
 pub use self::manifest::JobSettings;
 use self::manifest::{CONTAINER, JOB_NAME_LABEL, PASS_LABEL};
-use super::{Executor, PassContext, save_group_logs, storage_failure};
+use super::spool::{self, Spool, save_group_logs};
+use super::{Executor, PassContext, storage_failure};
 use crate::model::logfilter::LogFilter;
 use crate::model::outcome::{ChildOutcome, Definition, Failure, GroupLogs, JobObservation};
 use crate::model::spec::SimulationSeriesSpec;
@@ -287,16 +291,67 @@ impl KubernetesExecutor {
         Ok(observe::children(found.as_ref(), job.array_size, &pods))
     }
 
-    /// A pod's log, filtered; what went wrong instead, where it cannot be read (a pod whose
-    /// node is gone keeps no log).
-    async fn pod_log(&self, name: &str, filter: &LogFilter) -> String {
+    /// Writes a child's log to `path`: each attempt's pod log, filtered, with a separator
+    /// per attempt when there were several.
+    async fn write_child_log(
+        &self,
+        path: &Path,
+        attempts: &[&Pod],
+        filter: &LogFilter,
+        spool: &Spool,
+    ) -> Result<(), Failure> {
+        let failed = |e| spool::io_failure(path, e);
+        let mut out = BufWriter::new(File::create(path).map_err(failed)?);
+        if attempts.is_empty() {
+            out.write_all(NO_POD_LEFT.as_bytes()).map_err(failed)?;
+        }
+        for (n, pod) in attempts.iter().enumerate() {
+            let pod_name = pod.metadata.name.clone().unwrap_or_default();
+            if attempts.len() > 1 {
+                writeln!(out, "--- attempt {} ({pod_name}) ---", n + 1).map_err(failed)?;
+            }
+            let raw = spool.file();
+            let read = self.download_pod_log(&pod_name, &raw).await;
+            if raw.exists() {
+                let file = File::open(&raw).map_err(|e| spool::io_failure(&raw, e))?;
+                filter
+                    .copy(&mut BufReader::new(file), &mut out)
+                    .map_err(|e| spool::io_failure(&raw, e))?;
+                let _ = std::fs::remove_file(&raw);
+            }
+            if let Err(e) = read {
+                writeln!(
+                    out,
+                    "[simseries: the log of pod {pod_name} could not be read: {e}]"
+                )
+                .map_err(failed)?;
+            }
+        }
+        out.flush().map_err(failed)
+    }
+
+    /// Streams a pod's log into the file `path` (what arrived before a failure stays there).
+    async fn download_pod_log(&self, name: &str, path: &Path) -> Result<(), String> {
+        use futures::AsyncReadExt;
         let params = LogParams {
             container: Some(CONTAINER.to_string()),
             ..LogParams::default()
         };
-        match self.api.pods.logs(name, &params).await {
-            Ok(text) => filter.apply(&text),
-            Err(e) => format!("[simseries: the log of pod {name} could not be read: {e}]\n"),
+        let stream = self
+            .api
+            .pods
+            .log_stream(name, &params)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut stream = Box::pin(stream);
+        let mut file = File::create(path).map_err(|e| e.to_string())?;
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let n = stream.read(&mut buffer).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Ok(());
+            }
+            file.write_all(&buffer[..n]).map_err(|e| e.to_string())?;
         }
     }
 }
@@ -394,7 +449,8 @@ impl Executor for KubernetesExecutor {
                 .map_err(|e| Failure::permanent("InvalidLogFilter", e.to_string()))?;
             let mut saved = Vec::new();
             for group in &pass.groups {
-                let mut objects = Vec::new();
+                let spool = Spool::new()?;
+                let mut files = Vec::new();
                 for job in &group.jobs {
                     let Some(name) = job.submitted_id() else {
                         continue;
@@ -402,42 +458,30 @@ impl Executor for KubernetesExecutor {
                     let pods = observe::kept_pods(&self.pods(name).await?, job.terminated);
                     let by_index = observe::attempts_by_index(&pods);
                     // One log per child, as on AWS Batch, even where no pod is left.
-                    let reads: Vec<_> = (0..job.array_size.max(1))
+                    let writes: Vec<_> = (0..job.array_size.max(1))
                         .map(|index| {
-                            let filter = &filter;
                             let attempts = by_index.get(&index).cloned().unwrap_or_default();
+                            let key = context.folder.log(
+                                context.pass,
+                                &job.file_set_name,
+                                index as usize,
+                            );
+                            let (filter, spool) = (&filter, &spool);
                             async move {
-                                let mut text = String::new();
-                                if attempts.is_empty() {
-                                    text.push_str(NO_POD_LEFT);
-                                }
-                                for (n, pod) in attempts.iter().enumerate() {
-                                    let pod_name = pod.metadata.name.clone().unwrap_or_default();
-                                    if attempts.len() > 1 {
-                                        text.push_str(&format!(
-                                            "--- attempt {} ({pod_name}) ---\n",
-                                            n + 1
-                                        ));
-                                    }
-                                    text.push_str(&self.pod_log(&pod_name, filter).await);
-                                }
-                                (index, text)
+                                let path = spool.file();
+                                self.write_child_log(&path, &attempts, filter, spool)
+                                    .await?;
+                                Ok::<_, Failure>((key, path))
                             }
                         })
                         .collect();
-                    let texts: Vec<(u32, String)> = futures::stream::iter(reads)
+                    let written: Vec<(String, PathBuf)> = futures::stream::iter(writes)
                         .buffered(LOG_CONCURRENCY)
-                        .collect()
-                        .await;
-                    objects.extend(texts.into_iter().map(|(index, text)| {
-                        let key =
-                            context
-                                .folder
-                                .log(context.pass, &job.file_set_name, index as usize);
-                        (key, text.into_bytes())
-                    }));
+                        .try_collect()
+                        .await?;
+                    files.extend(written);
                 }
-                saved.push(save_group_logs(context, &group.group, objects).await?);
+                saved.push(save_group_logs(context, &group.group, files).await?);
             }
             Ok(saved)
         }
