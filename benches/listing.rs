@@ -70,7 +70,7 @@ fn series_yaml(conditions: usize) -> String {
     let mut yaml = String::from(
         "apiVersion: simseries.io/v1alpha1\nkind: SimulationSeries\nmetadata: {name: s}\nspec:\n  \
          context: {workingLocation: s3://b/work, manifestLocation: s3://b/config, \
-         templateLocation: s3://b/config}\n  series:\n    name: S\n    manifestKey: m.csv\n    \
+         templateLocation: s3://b/config, vcpus: 1, memory: 512}\n  series:\n    name: S\n    manifestKey: m.csv\n    \
          templateKey: t.xml\n    manifestSource: listing\n",
     );
     yaml.push_str(&format!(
@@ -84,19 +84,88 @@ fn series_yaml(conditions: usize) -> String {
     for c in 0..conditions {
         yaml.push_str(&format!("    - {{key: C{c:05}, rate: 0.5}}\n"));
     }
-    yaml.push_str("  parameters: {model: ARCADE, image: arcade:latest}\n");
+    yaml.push_str(
+        "  parameters: {model: ARCADE, image: arcade:latest, retries: 1, retryDelay: 1}\n",
+    );
     yaml
+}
+
+/// The S3 server the bench lists from.
+enum Server {
+    /// moto, started by the bench.
+    Moto(moto::Moto),
+    /// Another S3 server (`benches/listing.sh` starts Garage), with a bucket, credentials
+    /// and region from the environment.
+    External { endpoint: String, bucket: String },
+}
+
+impl Server {
+    async fn start() -> (Server, String) {
+        match std::env::var("SIMSERIES_BENCH_S3_ENDPOINT") {
+            Ok(endpoint) => {
+                let bucket = std::env::var("SIMSERIES_BENCH_S3_BUCKET")
+                    .expect("SIMSERIES_BENCH_S3_BUCKET names the bucket of the external server");
+                let server = Server::External {
+                    endpoint,
+                    bucket: bucket.clone(),
+                };
+                (server, bucket)
+            }
+            Err(_) => {
+                let moto = moto::start(&[]);
+                let bucket = moto.bucket("listing").await;
+                (Server::Moto(moto), bucket)
+            }
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Server::Moto(_) => "moto",
+            Server::External { .. } => "Garage",
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        match self {
+            Server::Moto(moto) => moto.endpoint.clone(),
+            Server::External { endpoint, .. } => endpoint.clone(),
+        }
+    }
+
+    /// A client of the server, reached at `endpoint` (the server, or the proxy before it).
+    fn client(&self, endpoint: &str) -> aws_sdk_s3::Client {
+        match self {
+            Server::Moto(moto) => moto.through(endpoint.to_string()).s3(),
+            Server::External { .. } => {
+                let env = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name}"));
+                let config = aws_sdk_s3::Config::builder()
+                    .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                    .region(aws_sdk_s3::config::Region::new(env("AWS_REGION")))
+                    .endpoint_url(endpoint)
+                    .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                        env("AWS_ACCESS_KEY_ID"),
+                        env("AWS_SECRET_ACCESS_KEY"),
+                        None,
+                        None,
+                        "bench",
+                    ))
+                    .force_path_style(true)
+                    .build();
+                aws_sdk_s3::Client::from_conf(config)
+            }
+        }
+    }
 }
 
 async fn run(outputs: usize) {
     let conditions = outputs.div_ceil(SEEDS * EXTENSIONS.len());
     let series = simseries::model::specfile::parse(&series_yaml(conditions)).unwrap();
     let valid = validate(&series.spec).unwrap();
-    let moto = moto::start(&[]);
-    let bucket = moto.bucket("listing").await;
+    let (server, bucket) = Server::start().await;
     let location = Location::parse(&format!("s3://{bucket}/work"), None).unwrap();
 
-    let near = S3Storage::with_client(location.clone(), moto.s3());
+    let near = S3Storage::with_client(location.clone(), server.client(&server.endpoint()));
     let started = Instant::now();
     let mut objects: Vec<(String, Vec<u8>)> = Vec::new();
     for c in 0..conditions {
@@ -120,17 +189,18 @@ async fn run(outputs: usize) {
     for chunk in objects.chunks(20_000) {
         near.write_all(chunk.to_vec(), DEFAULT_CONCURRENCY)
             .await
-            .expect("moto takes the objects");
+            .expect("the server takes the objects");
     }
     eprintln!(
-        "{total} objects ({} outputs) written to moto in {:.0} s",
+        "{total} objects ({} outputs) written to {} in {:.0} s",
         conditions * SEEDS * EXTENSIONS.len(),
+        server.name(),
         started.elapsed().as_secs_f64()
     );
 
-    let far = moto.through(latency_proxy(moto.endpoint.clone(), LATENCY).await);
+    let far = latency_proxy(server.endpoint(), LATENCY).await;
     let calls = Calls::default();
-    let client = far.s3();
+    let client = server.client(&far);
     let client = aws_sdk_s3::Client::from_conf(
         client
             .config()
@@ -186,7 +256,8 @@ async fn run(outputs: usize) {
     let outputs = conditions * SEEDS * EXTENSIONS.len();
     println!();
     println!(
-        "| {total} objects ({outputs} outputs) on moto S3, 20 ms away | wall time (median of 3) | ListObjectsV2 calls | keys listed |"
+        "| {total} objects ({outputs} outputs) on {} S3, 20 ms away | wall time (median of 3) | ListObjectsV2 calls | keys listed |",
+        server.name()
     );
     println!("|---|---|---|---|");
     println!(
