@@ -96,7 +96,7 @@ enum Server {
     Moto(moto::Moto),
     /// Another S3 server (`benches/listing.sh` starts Garage), with a bucket, credentials
     /// and region from the environment.
-    External { endpoint: String, bucket: String },
+    External { endpoint: String },
 }
 
 impl Server {
@@ -105,11 +105,7 @@ impl Server {
             Ok(endpoint) => {
                 let bucket = std::env::var("SIMSERIES_BENCH_S3_BUCKET")
                     .expect("SIMSERIES_BENCH_S3_BUCKET names the bucket of the external server");
-                let server = Server::External {
-                    endpoint,
-                    bucket: bucket.clone(),
-                };
-                (server, bucket)
+                (Server::External { endpoint }, bucket)
             }
             Err(_) => {
                 let moto = moto::start(&[]);
