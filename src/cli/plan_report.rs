@@ -208,11 +208,11 @@ pub fn plan_table(
     let source = match spec.series.manifest_source {
         ManifestSource::File => format!("manifest ({} rows)", prepared.manifest_rows.unwrap_or(0)),
         ManifestSource::Listing => format!(
-            "listing of the working location ({} objects)",
+            "listing of the outputs in the working location ({} objects)",
             prepared.listed_objects.unwrap_or(0)
         ),
         ManifestSource::Both => format!(
-            "manifest ({} rows) and listing ({} objects)",
+            "manifest ({} rows) and listing of the outputs ({} objects)",
             prepared.manifest_rows.unwrap_or(0),
             prepared.listed_objects.unwrap_or(0)
         ),
