@@ -3,7 +3,7 @@
 //! dated folders, a large one cut into ranges listed at once (`planning::listing`, what
 //! planning and the recount do now), side by side in one run on the same moto server, through
 //! a proxy that holds each request 20 ms (the round trip to S3 from a laptop or a cluster in
-//! another region). Both must find the same completeness; the bench stops if they do not.
+//! another region; `SIMSERIES_BENCH_LATENCY_MS` sets another). Both must find the same completeness; the bench stops if they do not.
 //!
 //! Run with `SIMSERIES_MOTO_SERVER=.venv/bin/moto_server cargo bench --bench listing` (the
 //! moto that `scripts/test.sh` installs), or `-- 20000` for another number of outputs
@@ -32,7 +32,6 @@ use simseries::storage::{self, DEFAULT_CONCURRENCY, S3Storage, Storage};
 
 const SEEDS: usize = 100;
 const EXTENSIONS: [&str; 2] = ["CELLS.tar.xz", "LOCATIONS.tar.xz"];
-const LATENCY: Duration = Duration::from_millis(20);
 
 fn main() {
     let outputs: usize = std::env::args()
@@ -194,7 +193,13 @@ async fn run(outputs: usize) {
         started.elapsed().as_secs_f64()
     );
 
-    let far = latency_proxy(server.endpoint(), LATENCY).await;
+    // The round trip: 20 ms unless SIMSERIES_BENCH_LATENCY_MS says otherwise (a full page
+    // from S3 takes 50-100 ms).
+    let latency_ms: u64 = std::env::var("SIMSERIES_BENCH_LATENCY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let far = latency_proxy(server.endpoint(), Duration::from_millis(latency_ms)).await;
     let calls = Calls::default();
     let client = server.client(&far);
     let client = aws_sdk_s3::Client::from_conf(
@@ -252,7 +257,7 @@ async fn run(outputs: usize) {
     let outputs = conditions * SEEDS * EXTENSIONS.len();
     println!();
     println!(
-        "| {total} objects ({outputs} outputs) on {} S3, 20 ms away | wall time (median of 3) | ListObjectsV2 calls | keys listed |",
+        "| {total} objects ({outputs} outputs) on {} S3, {latency_ms} ms away | wall time (median of 3) | ListObjectsV2 calls | keys listed |",
         server.name()
     );
     println!("|---|---|---|---|");

@@ -6,6 +6,7 @@
 # one-node cluster on 127.0.0.1 in a temporary folder, makes a key and a bucket, runs the
 # bench through its 20 ms proxy, and stops the server.
 #   benches/listing.sh [OUTPUTS]        (default 200000)
+#   SIMSERIES_BENCH_LATENCY_MS=100 benches/listing.sh   (another round trip than 20 ms)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 outputs="${1:-200000}"
@@ -45,7 +46,11 @@ for _ in $(seq 1 100); do
     sleep 0.2
 done
 [ -n "$node" ] || { echo "garage did not start; see $work/server.log" >&2; cat "$work/server.log" >&2; exit 1; }
-g layout assign -z local -c 10G "${node%%@*}" >/dev/null
+# The node's ID is known before its RPC port listens: the first call waits for the server.
+for _ in $(seq 1 100); do
+    if g layout assign -z local -c 10G "${node%%@*}" >/dev/null 2>&1; then break; fi
+    sleep 0.2
+done
 g layout apply --version 1 >/dev/null
 key=$(g key create bench)
 key_id=$(sed -n 's/^Key ID: *//p' <<<"$key" | head -1)
