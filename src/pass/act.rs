@@ -14,7 +14,8 @@ use crate::model::status::{Pass, RunCounts, SimulationSeriesStatus};
 use crate::model::usage::{ChildUsage, PassUsage, Resources, Usage};
 use crate::model::validate::{ValidSeries, validate};
 use crate::pass::decide::{Outcome, Step};
-use crate::planning::manifest::RunState;
+use crate::planning::listing;
+use crate::planning::manifest::{Completeness, RunState};
 use crate::planning::plan::Plan;
 use crate::planning::prepare::{
     Locations, PrepareError, Prepared, Stores, prepare, read_completeness,
@@ -258,18 +259,25 @@ impl Actor {
             },
             None => None,
         };
-        let pass_alone = match (planned, &record) {
-            (Some(planned), Some((_, record))) => {
-                self.counts_from_pass_outputs(&series, &context.folder, planned, record)
-                    .await?
-            }
+        // This pass's outputs (and the manifest) first: they settle a pass that made every
+        // run it planned; only otherwise are the other dated folders read into the same table.
+        let source = self.spec.series.manifest_source;
+        let mut loaded = read_completeness(&series, &self.stores, source, Some(&context.folder))
+            .await
+            .map_err(|e| prepare_failure(&e))?;
+        let settled = match (planned, &record) {
+            (Some(planned), Some((_, record))) => settled_counts(&loaded.table, planned, record),
             _ => None,
         };
-        let (counts, example_missing) = match pass_alone {
+        let (counts, example_missing) = match settled {
             Some(counts) => (counts, None),
             None => {
-                self.counts_from_every_output(&series, &context.folder)
-                    .await?
+                if source.uses_listing() {
+                    self.record_other_outputs(&series, &context.folder, &mut loaded.table)
+                        .await
+                        .map_err(|e| prepare_failure(&PrepareError::Listing(e)))?;
+                }
+                self.counts_of(&series, &loaded.table, &context.folder)
             }
         };
         let usage = match record {
@@ -290,50 +298,29 @@ impl Actor {
         })
     }
 
-    /// The counts after the pass from its own dated folder alone, when that settles them:
-    /// every run the pass planned now has all its outputs, and planning found every other run
-    /// complete. `None` otherwise: only every output of the series can then say which runs
-    /// lack what.
-    async fn counts_from_pass_outputs(
+    /// Records the outputs of every dated folder but `folder` into `table`.
+    async fn record_other_outputs(
         &self,
         series: &ValidSeries<'_>,
         folder: &DatedFolder,
-        planned: &RunCounts,
-        record: &PassRecord,
-    ) -> Result<Option<RunCounts>, Failure> {
-        let source = self.spec.series.manifest_source;
-        let loaded = read_completeness(series, &self.stores, source, Some(folder))
-            .await
-            .map_err(|e| prepare_failure(&e))?;
-        let mut ran = 0u64;
-        for run in record.runs() {
-            if loaded.table.run_state(run) != Some(RunState::Complete) {
-                return Ok(None);
-            }
-            ran += 1;
-        }
-        Ok(
-            (planned.complete + ran == planned.total).then_some(RunCounts {
-                total: planned.total,
-                complete: planned.total,
-                missing: 0,
-                incomplete: 0,
-            }),
-        )
+        table: &mut Completeness,
+    ) -> Result<(), StorageError> {
+        let working = self.stores.working.as_ref();
+        let mut others = listing::dated_folders(working, &self.spec.series.name).await?;
+        others.retain(|other| *other != folder.root());
+        listing::record_outputs(working, series, &others, table).await?;
+        Ok(())
     }
 
-    /// The counts from every output of the series (the source planning uses, so the table and
-    /// the plan never disagree), and a run still missing, if any.
-    async fn counts_from_every_output(
+    /// The counts of `table` (read from the source planning uses, so the table and the plan
+    /// never disagree), and a run still missing, if any.
+    fn counts_of(
         &self,
         series: &ValidSeries<'_>,
+        table: &Completeness,
         folder: &DatedFolder,
-    ) -> Result<(RunCounts, Option<String>), Failure> {
-        let source = self.spec.series.manifest_source;
-        let loaded = read_completeness(series, &self.stores, source, None)
-            .await
-            .map_err(|e| prepare_failure(&e))?;
-        let plan = crate::planning::plan::plan(series, &loaded.table, folder.date());
+    ) -> (RunCounts, Option<String>) {
+        let plan = crate::planning::plan::plan(series, table, folder.date());
         let totals = plan.totals();
         let example_missing = plan
             .groups
@@ -351,7 +338,7 @@ impl Actor {
             missing: totals.missing,
             incomplete: totals.incomplete,
         };
-        Ok((counts, example_missing))
+        (counts, example_missing)
     }
 
     async fn read_record(&self, key: &str) -> Result<PassRecord, Failure> {
@@ -426,6 +413,30 @@ impl Actor {
         Ok((total.attempts > 0)
             .then(|| PassUsage::new(&total, self.spec.parameters.vcpu_hour_price)))
     }
+}
+
+/// The counts after a pass from a table holding its own dated folder's outputs, when that
+/// settles them: every run the pass planned (its record's) now has all its outputs, and
+/// planning (`planned`) found every other run complete. `None` otherwise: only every output
+/// of the series can then say which runs lack what.
+fn settled_counts(
+    table: &Completeness,
+    planned: &RunCounts,
+    record: &PassRecord,
+) -> Option<RunCounts> {
+    let mut ran = 0u64;
+    for run in record.runs() {
+        if table.run_state(run) != Some(RunState::Complete) {
+            return None;
+        }
+        ran += 1;
+    }
+    (planned.complete + ran == planned.total).then_some(RunCounts {
+        total: planned.total,
+        complete: planned.total,
+        missing: 0,
+        incomplete: 0,
+    })
 }
 
 /// The jobs of a plan, as the decision function records them.

@@ -130,17 +130,18 @@ impl S3Storage {
             .send()
             .await
             .map_err(|e| sdk_error(self.location.url_of(prefix), e))?;
+        let relative = |key: &str| self.relative_key(key).to_string();
         let keys = output
             .contents()
             .iter()
             .filter_map(|object| object.key())
-            .map(|key| self.relative_key(key).to_string())
+            .map(relative)
             .collect();
         let folders = output
             .common_prefixes()
             .iter()
             .filter_map(|p| p.prefix())
-            .map(|key| self.relative_key(key).to_string())
+            .map(relative)
             .collect();
         let next = if output.is_truncated().unwrap_or(false) {
             output.next_continuation_token().map(str::to_string)

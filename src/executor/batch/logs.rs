@@ -123,57 +123,47 @@ impl StreamFile {
         Ok(())
     }
 
-    /// Each message in time order (the arrival order for events of one time).
-    fn messages(&self) -> Result<Vec<(i64, Vec<u8>)>, Failure> {
-        let failed = |e| io_failure(&self.path, e);
-        let mut reader = BufReader::new(File::open(&self.path).map_err(failed)?);
-        let mut messages = Vec::new();
-        let mut number = [0u8; 8];
-        loop {
-            match reader.read_exact(&mut number) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(failed(e)),
-            }
-            let timestamp = i64::from_le_bytes(number);
-            reader.read_exact(&mut number).map_err(failed)?;
-            let mut message = vec![0u8; u64::from_le_bytes(number) as usize];
-            reader.read_exact(&mut message).map_err(failed)?;
-            messages.push((timestamp, message));
-        }
-        if !self.in_order {
-            messages.sort_by_key(|(timestamp, _)| *timestamp);
-        }
-        Ok(messages)
-    }
-
-    /// Writes each message as a line, in time order.
+    /// Writes each message as a line, in time order (the arrival order for events of one
+    /// time): copied through when the events came in order, else read and sorted first.
     fn copy_lines(&self, out: &mut impl Write) -> Result<(), Failure> {
         let failed = |e| io_failure(&self.path, e);
-        if !self.in_order {
-            for (_, message) in self.messages()? {
-                out.write_all(&message).map_err(failed)?;
+        let mut reader = BufReader::new(File::open(&self.path).map_err(failed)?);
+        if self.in_order {
+            while let Some((_, length)) = next_record(&mut reader).map_err(failed)? {
+                let copied = std::io::copy(&mut (&mut reader).take(length), out).map_err(failed)?;
+                if copied != length {
+                    return Err(failed(std::io::ErrorKind::UnexpectedEof.into()));
+                }
                 out.write_all(b"\n").map_err(failed)?;
             }
             return Ok(());
         }
-        let mut reader = BufReader::new(File::open(&self.path).map_err(failed)?);
-        let mut number = [0u8; 8];
-        loop {
-            match reader.read_exact(&mut number) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-                Err(e) => return Err(failed(e)),
-            }
-            reader.read_exact(&mut number).map_err(failed)?;
-            let length = u64::from_le_bytes(number);
-            let copied = std::io::copy(&mut (&mut reader).take(length), out).map_err(failed)?;
-            if copied != length {
-                return Err(failed(std::io::ErrorKind::UnexpectedEof.into()));
-            }
+        let mut messages = Vec::new();
+        while let Some((timestamp, length)) = next_record(&mut reader).map_err(failed)? {
+            let mut message = vec![0u8; length as usize];
+            reader.read_exact(&mut message).map_err(failed)?;
+            messages.push((timestamp, message));
+        }
+        messages.sort_by_key(|(timestamp, _)| *timestamp);
+        for (_, message) in messages {
+            out.write_all(&message).map_err(failed)?;
             out.write_all(b"\n").map_err(failed)?;
         }
+        Ok(())
     }
+}
+
+/// The timestamp and message length of the next record of a stream file; `None` at its end.
+fn next_record(reader: &mut impl Read) -> std::io::Result<Option<(i64, u64)>> {
+    let mut number = [0u8; 8];
+    match reader.read_exact(&mut number) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let timestamp = i64::from_le_bytes(number);
+    reader.read_exact(&mut number)?;
+    Ok(Some((timestamp, u64::from_le_bytes(number))))
 }
 
 /// A child's log: its events in time order, with a separator per attempt when there were
