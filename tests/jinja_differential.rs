@@ -10,6 +10,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
+use simseries::model::spec::Condition;
+use simseries::planning::inputs::{ConditionFields, Seeds};
 use simseries::planning::template::{Template, json_value};
 
 /// The values every template sees, by name.
@@ -26,7 +28,35 @@ fn context() -> Value {
         "l_mixed": [1.5, true, "a", null], "l_ints": [3, 1, 2, 3], "l_floats": [0.1, 1e-05, 2.0],
         "l_strs": ["b", "a", "c"], "l_empty": [],
         "m_map": {"b": 2, "a": 1.5, "c": "x"}, "m_nested": {"k": [1, {"z": 1e-05}]},
+        // A condition as an input's template sees it (a dict to Jinja2; see `ours`).
+        "c_range": {"key": "C01", "group": "A", "rate": 0.1, "n": 3, "on": true, "start_seed": 2, "end_seed": 5},
+        "c_run": {"key": "C02", "rate": 1e-05, "tag": "x", "seed": 7},
     })
+}
+
+/// The values as simseries hands them to a template: the conditions (`c_*`) as rendering
+/// builds them, the rest from JSON.
+fn ours() -> minijinja::Value {
+    let pairs = context()
+        .as_object()
+        .unwrap()
+        .clone()
+        .into_iter()
+        .map(|(name, value)| {
+            if !name.starts_with("c_") {
+                return (name, json_value(&value));
+            }
+            let mut fields = value.as_object().unwrap().clone();
+            let mut seed = |name: &str| fields.remove(name).map(|s| s.as_u64().unwrap() as u32);
+            let seeds = match (seed("seed"), seed("start_seed"), seed("end_seed")) {
+                (Some(seed), None, None) => Seeds::One(seed),
+                (None, Some(start), Some(end)) => Seeds::Range(start, end),
+                other => panic!("{other:?}"),
+            };
+            let condition: Condition = serde_json::from_value(Value::Object(fields)).unwrap();
+            (name, ConditionFields::of(&condition).with(seeds))
+        });
+    minijinja::Value::from_pairs(pairs)
 }
 
 /// Forms of one value `V`.
@@ -335,6 +365,16 @@ const DIFFERENCES: &[(&str, Rule)] = &[
         },
     ),
     (
+        "`pprint` does not wrap lines past 80 characters",
+        |template, jinja, ours| match (jinja, ours) {
+            (Ok(jinja), Ok(ours)) if template.contains("pprint") && jinja.contains('\n') => {
+                let one_line: Vec<&str> = jinja.lines().map(str::trim_start).collect();
+                one_line.join(" ") == *ours
+            }
+            _ => false,
+        },
+    ),
+    (
         "`select`, `reject` and `map` refuse a number or a boolean; Jinja2 gives nothing for 0 \
          and False",
         |template, jinja, ours| {
@@ -375,7 +415,7 @@ fn templates_render_as_jinja2_renders_them() {
     let templates = templates();
     let expected = jinja2(&templates);
     assert_eq!(expected.len(), templates.len());
-    let context = json_value(&context());
+    let context = ours();
     let mut unexplained = Vec::new();
     let mut explained = vec![0usize; DIFFERENCES.len()];
     let mut agreed = 0;

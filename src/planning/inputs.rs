@@ -1,8 +1,12 @@
 //! Renders the inputs of a plan from the template and checks each is well-formed XML, all
 //! before anything is written.
 
-use minijinja::Value;
+use std::sync::Arc;
 
+use minijinja::Value;
+use minijinja::value::{Enumerator, Object};
+
+use crate::model::spec::Condition;
 use crate::model::validate::ValidSeries;
 use crate::planning::plan::{Input, Plan};
 use crate::planning::template::{Template, TemplateError, XmlError, check_xml, json_value};
@@ -38,56 +42,40 @@ pub fn render_inputs(
     plan: &Plan,
     template: &Template,
 ) -> Result<Vec<RenderedInput>, RenderError> {
-    let fields: Vec<Vec<(String, Value)>> = series
+    let fields: Vec<ConditionFields> = series
         .spec
         .series
         .conditions
         .iter()
-        .map(|condition| {
-            let mut pairs = vec![("key".to_string(), Value::from(condition.key.as_str()))];
-            if let Some(group) = &condition.group {
-                pairs.push(("group".to_string(), Value::from(group.as_str())));
-            }
-            pairs.extend(
-                condition
-                    .parameters
-                    .iter()
-                    .map(|(k, v)| (k.clone(), json_value(v))),
-            );
-            pairs
-        })
+        .map(ConditionFields::of)
         .collect();
-    let with = |condition: usize, extra: &[(&str, u32)]| {
-        let base = fields[condition]
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.clone()));
-        Value::from_pairs(base.chain(extra.iter().map(|(k, v)| (*k, Value::from(*v)))))
-    };
 
-    let render = |(key, input): (String, &Input)| -> Result<RenderedInput, RenderError> {
-        let context = match input {
-            Input::Ranges(ranges) => {
-                let entries: Vec<Value> = ranges
-                    .iter()
-                    .map(|r| with(r.condition, &[("start_seed", r.start), ("end_seed", r.end)]))
-                    .collect();
-                Value::from_pairs([("conditions", Value::from(entries))])
-            }
-            Input::Run { condition, seed } => with(*condition, &[("seed", *seed)]),
-        };
-        let text = template
-            .render(&context)
-            .map_err(|error| RenderError::Template {
+    let render =
+        |key: String, input: &Input, scratch: &mut Vec<u8>| -> Result<RenderedInput, RenderError> {
+            let context = match input {
+                Input::Ranges(ranges) => {
+                    let entries: Vec<Value> = ranges
+                        .iter()
+                        .map(|r| fields[r.condition].with(Seeds::Range(r.start, r.end)))
+                        .collect();
+                    Value::from_pairs([("conditions", Value::from(entries))])
+                }
+                Input::Run { condition, seed } => fields[*condition].with(Seeds::One(*seed)),
+            };
+            let text =
+                template
+                    .render_with(&context, scratch)
+                    .map_err(|error| RenderError::Template {
+                        input: key.clone(),
+                        error,
+                    })?;
+            check_xml(&text).map_err(|error| RenderError::Xml {
                 input: key.clone(),
+                template: template.name().to_string(),
                 error,
             })?;
-        check_xml(&text).map_err(|error| RenderError::Xml {
-            input: key.clone(),
-            template: template.name().to_string(),
-            error,
-        })?;
-        Ok(RenderedInput { key, text })
-    };
+            Ok(RenderedInput { key, text })
+        };
 
     let work: Vec<(String, &Input)> = plan
         .groups
@@ -103,7 +91,11 @@ pub fn render_inputs(
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Below a few hundred inputs a thread costs more than it saves.
     if cores == 1 || work.len() < 256 {
-        return work.into_iter().map(render).collect();
+        let mut scratch = Vec::new();
+        return work
+            .into_iter()
+            .map(|(key, input)| render(key, input, &mut scratch))
+            .collect();
     }
     let share = work.len().div_ceil(cores);
     let rendered: Vec<Result<Vec<RenderedInput>, RenderError>> = std::thread::scope(|scope| {
@@ -112,8 +104,9 @@ pub fn render_inputs(
             .map(|mine| {
                 let render = &render;
                 scope.spawn(move || {
+                    let mut scratch = Vec::new();
                     mine.iter()
-                        .map(|(key, input)| render((key.clone(), input)))
+                        .map(|(key, input)| render(key.clone(), input, &mut scratch))
                         .collect()
                 })
             })
@@ -132,6 +125,91 @@ pub fn render_inputs(
         inputs.extend(share?);
     }
     Ok(inputs)
+}
+
+/// A condition's fields as a template sees them (`key`, `group`, then its parameters), made
+/// values once and shared by every input that prints the condition: a map built per input
+/// would copy them all, once per run in the largest series.
+#[derive(Debug, Clone)]
+pub struct ConditionFields(Arc<[(Value, Value)]>);
+
+impl ConditionFields {
+    pub fn of(condition: &Condition) -> ConditionFields {
+        let mut pairs = vec![(Value::from("key"), Value::from(condition.key.as_str()))];
+        if let Some(group) = &condition.group {
+            pairs.push((Value::from("group"), Value::from(group.as_str())));
+        }
+        pairs.extend(
+            condition
+                .parameters
+                .iter()
+                .map(|(k, v)| (Value::from(k.as_str()), json_value(v))),
+        );
+        ConditionFields(pairs.into())
+    }
+
+    /// The condition in one input: a map, as a dict would be, of its fields then its seeds.
+    pub fn with(&self, seeds: Seeds) -> Value {
+        Value::from_object(ConditionEntry {
+            fields: Arc::clone(&self.0),
+            seeds,
+        })
+    }
+}
+
+/// The seeds of a condition in one input: `seed` for an input of one run, `start_seed` and
+/// `end_seed` for a range of them.
+#[derive(Debug, Clone, Copy)]
+pub enum Seeds {
+    One(u32),
+    Range(u32, u32),
+}
+
+impl Seeds {
+    fn names(self) -> &'static [&'static str] {
+        match self {
+            Seeds::One(_) => &["seed"],
+            Seeds::Range(..) => &["start_seed", "end_seed"],
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ConditionEntry {
+    fields: Arc<[(Value, Value)]>,
+    seeds: Seeds,
+}
+
+impl Object for ConditionEntry {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        let seed = match (self.seeds, key) {
+            (Seeds::One(seed), "seed") => Some(seed),
+            (Seeds::Range(start, _), "start_seed") => Some(start),
+            (Seeds::Range(_, end), "end_seed") => Some(end),
+            _ => None,
+        };
+        if let Some(seed) = seed {
+            return Some(Value::from(seed));
+        }
+        self.fields
+            .iter()
+            .find(|(name, _)| name.as_str() == Some(key))
+            .map(|(_, value)| value.clone())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let fields = self.fields.iter().map(|(name, _)| name.clone());
+        let seeds = self.seeds.names().iter().map(|name| Value::from(*name));
+        Enumerator::Values(fields.chain(seeds).collect())
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(self.fields.len() + self.seeds.names().len())
+    }
 }
 
 #[cfg(test)]

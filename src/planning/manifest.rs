@@ -238,8 +238,8 @@ impl Completeness {
     }
 
     /// The rows after the header, read on every core when that gives the same table: a large
-    /// manifest without quotes, so that each line is one row and a share can start at any
-    /// line. `None` when it cannot (or a row is malformed): then the rows are read in order,
+    /// manifest without quotes, so that each line is one row, its fields split at the commas,
+    /// and a share can start at any line. `None` when it cannot (or a row is malformed): then the rows are read in order,
     /// which names the first bad row's line.
     fn load_rows_in_shares(
         &mut self,
@@ -260,18 +260,25 @@ impl Completeness {
                 .iter()
                 .map(|share| {
                     scope.spawn(move || {
-                        let mut reader = csv::ReaderBuilder::new()
-                            .has_headers(false)
-                            .flexible(true)
-                            .from_reader(*share);
-                        let mut record = csv::ByteRecord::new();
                         let (mut rows, mut cells) = (0u64, Vec::new());
-                        while reader.read_byte_record(&mut record).ok()? {
-                            if record.len() != columns {
+                        let mut fields = Vec::with_capacity(columns);
+                        for line in share.split(|b| *b == b'\n') {
+                            // A CSV reader skips blank lines and ends a line at "\r\n"; any
+                            // other "\r" ends a row too, which only the full reader follows.
+                            let line = line.strip_suffix(b"\r").unwrap_or(line);
+                            if line.is_empty() {
+                                continue;
+                            }
+                            if line.contains(&b'\r') {
+                                return None;
+                            }
+                            fields.clear();
+                            fields.extend(line.split(|b| *b == b','));
+                            if fields.len() != columns {
                                 return None;
                             }
                             rows += 1;
-                            cells.extend(table.cell(&record[key], &record[extension]));
+                            cells.extend(table.cell(fields[key], fields[extension]));
                         }
                         Some((rows, cells))
                     })
@@ -395,6 +402,25 @@ spec:
         // The table says something: B's seed 3 has no row, A's seed 0 has both extensions.
         assert_eq!(in_shares.state(1, 3), RunState::Missing);
         assert_eq!(in_shares.state(0, 0), RunState::Complete);
+    }
+
+    #[test]
+    fn blank_lines_are_skipped_on_every_core_and_a_lone_carriage_return_is_read_in_order() {
+        let plain = large_manifest();
+        let blank = plain.replacen("\n", "\n\n\r\n", 40);
+        let lone_return =
+            format!("{plain}S_C_0008,LOCATIONS.json,s3://b,k\rS_C_0007,OTHER.csv,s3://b,k\n");
+        for (csv, on_every_core) in [(blank, true), (lone_return, false)] {
+            let (mut in_order, mut in_shares) = (table(), table());
+            let rows = in_order.load_csv_on(csv.as_bytes(), "m.csv", 1).unwrap();
+            let body = &csv.as_bytes()[csv.find('\n').unwrap() + 1..];
+            let shares = in_shares.load_rows_in_shares(body, 4, 0, 1, 3);
+            assert_eq!(shares.is_some(), on_every_core);
+            if on_every_core {
+                assert_eq!(shares, Some(rows));
+                assert_eq!(in_order.masks, in_shares.masks);
+            }
+        }
     }
 
     #[test]

@@ -134,11 +134,26 @@ impl Template {
 
     /// Renders with `context`; an undefined variable is an error naming its line.
     pub fn render(&self, context: &Value) -> Result<String, TemplateError> {
+        self.render_with(context, &mut Vec::new())
+    }
+
+    /// [`Template::render`] through `scratch`, a buffer kept from one input to the next: the
+    /// text grows there and is copied out once at its size, where a buffer of its own would be
+    /// reallocated at every doubling.
+    pub fn render_with(
+        &self,
+        context: &Value,
+        scratch: &mut Vec<u8>,
+    ) -> Result<String, TemplateError> {
+        scratch.clear();
         let template = self
             .env
             .get_template(&self.name)
             .expect("the template was added in parse");
-        let mut out = BoundedOutput::default();
+        let mut out = BoundedOutput {
+            bytes: scratch,
+            overflowed: false,
+        };
         let rendered = template
             .render_captured_to(context.clone(), &mut out)
             .map(drop);
@@ -163,24 +178,24 @@ impl Template {
             }
             template_error(&self.name, &self.source, &self.rewritten, &e)
         })?;
-        String::from_utf8(out.bytes).map_err(|_| TemplateError {
+        let text = std::str::from_utf8(out.bytes).map_err(|_| TemplateError {
             template: self.name.clone(),
             too_expensive: false,
             line: None,
             message: "the rendered input is not UTF-8 text".into(),
             excerpt: None,
-        })
+        })?;
+        Ok(text.to_owned())
     }
 }
 
 /// Collects rendered output, refusing to grow past [`MAX_INPUT_BYTES`].
-#[derive(Default)]
-struct BoundedOutput {
-    bytes: Vec<u8>,
+struct BoundedOutput<'a> {
+    bytes: &'a mut Vec<u8>,
     overflowed: bool,
 }
 
-impl std::io::Write for BoundedOutput {
+impl std::io::Write for BoundedOutput<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if self.bytes.len() + buf.len() > MAX_INPUT_BYTES {
             self.overflowed = true;
@@ -258,7 +273,8 @@ pub struct XmlError {
 /// Checks that `text` is one well-formed XML document: balanced tags, one root element,
 /// well-formed attributes, known entities, nothing but whitespace outside the root.
 pub fn check_xml(text: &str) -> Result<(), XmlError> {
-    let mut reader = Reader::from_str(text);
+    // The text is already UTF-8: a reader of its bytes does not check each event again.
+    let mut reader = Reader::from_reader(text.as_bytes());
     reader.config_mut().check_end_names = true;
     reader.config_mut().check_comments = true;
     let mut depth = 0usize;
