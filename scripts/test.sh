@@ -3,7 +3,8 @@
 # 127.0.0.1 for the tests that talk to AWS, builds the real Kubernetes control plane
 # (scripts/k8s-tools.sh: kube-apiserver, etcd, kubectl, kstatus, helm; cached after the first build)
 # that the Kubernetes tests start for themselves, prepares a container engine and the toy model
-# image (scripts/container-engine.sh), runs `cargo test --workspace`, and stops the server.
+# image (scripts/container-engine.sh) and a headless browser for the report test
+# (scripts/browser.sh), runs `cargo test --workspace`, and stops the server.
 # Extra arguments go to `cargo test`, e.g. `scripts/test.sh --test s3`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +54,16 @@ if engine_line=$(scripts/container-engine.sh); then
 else
     export SIMSERIES_TEST_ENGINE_SKIPPED="scripts/container-engine.sh found no usable engine (see its lines above)"
     echo "container tests SKIPPED: no usable container engine (see above)" >&2
+fi
+
+# A browser for tests/report.rs, which loads a report headless; without one, it says why and
+# checks the files alone.
+if browser=$(scripts/browser.sh); then
+    export SIMSERIES_TEST_BROWSER="$browser"
+    echo "browser $SIMSERIES_TEST_BROWSER" >&2
+else
+    export SIMSERIES_TEST_BROWSER_SKIPPED="scripts/browser.sh found no usable browser (see its lines above)"
+    echo "browser test SKIPPED: no usable browser (see above)" >&2
 fi
 
 # Every test removes the folders and files it made under the temporary folder, also when it

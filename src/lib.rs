@@ -20,4 +20,5 @@ pub mod faults;
 pub mod model;
 pub mod pass;
 pub mod planning;
+pub mod report;
 pub mod storage;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use simseries::cli::cluster::ClusterSeries;
 use simseries::cli::plan_report::{PlanDocument, plan_table};
 use simseries::cli::plugin;
+use simseries::cli::report::{self, ReportFormat};
 use simseries::cli::run::{self, RunOptions, RunOutcome};
 use simseries::cli::status::{self, Format, Target};
 use simseries::model::layout::Date;
@@ -124,8 +125,48 @@ enum Command {
         #[arg(long)]
         watch: bool,
     },
+    /// Write a report to look at: one self-contained HTML file with the completeness map
+    /// (conditions x seeds), the bars, the pass and the failed runs; or the map alone with
+    /// --format svg|png (a local series with -f, or one in the cluster by name).
+    #[command(group(clap::ArgGroup::new("series").required(true).args(["name", "file"])))]
+    Report {
+        /// A series in the cluster (kubeconfig as kubectl reads it).
+        name: Option<String>,
+        /// A local series: its SimulationSeries YAML file.
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        /// Namespace of the series (default: the context's).
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// The kubeconfig context to use.
+        #[arg(long)]
+        context: Option<String>,
+        /// What to write.
+        #[arg(long, value_enum, default_value_t = ReportOutput::Html)]
+        format: ReportOutput,
+        /// Where to write it (default: SERIES-report.html, .svg or .png here).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print the CustomResourceDefinition YAML.
     Crd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportOutput {
+    Html,
+    Svg,
+    Png,
+}
+
+impl From<ReportOutput> for ReportFormat {
+    fn from(output: ReportOutput) -> ReportFormat {
+        match output {
+            ReportOutput::Html => ReportFormat::Html,
+            ReportOutput::Svg => ReportFormat::Svg,
+            ReportOutput::Png => ReportFormat::Png,
+        }
+    }
 }
 
 /// `kubectl simseries`: the same binary installed as the kubectl plugin `kubectl-simseries`.
@@ -160,6 +201,15 @@ enum PluginCommand {
         /// Show the status again every 5 s until the pass ends.
         #[arg(long)]
         watch: bool,
+    },
+    /// Write the series' report (one HTML file; the completeness map alone with --format).
+    Report {
+        name: String,
+        #[arg(long, value_enum, default_value_t = ReportOutput::Html)]
+        format: ReportOutput,
+        /// Where to write it (default: SERIES-report.html, .svg or .png here).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Print the saved log of one run (CONDITION_SEED, e.g. LOW_0003, or an input name).
     Logs { name: String, run: String },
@@ -298,6 +348,14 @@ async fn run_plugin(plugin: Plugin) -> Result<ExitCode, Failed> {
             )
             .await?;
         }
+        PluginCommand::Report { name, format, out } => {
+            let target = Target::Cluster {
+                name,
+                namespace: plugin.namespace.clone(),
+                context: plugin.context.clone(),
+            };
+            write_report(&target, &s3, format, out).await?;
+        }
         PluginCommand::Logs { name, run } => {
             let cluster = ClusterSeries::connect(namespace, context).await?;
             let log = plugin::log(&cluster, &name, &run, &s3).await?;
@@ -422,6 +480,28 @@ async fn run(cli: Cli) -> Result<ExitCode, Failed> {
             .await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Report {
+            name,
+            file,
+            namespace,
+            context,
+            format,
+            out,
+        } => {
+            let target = match (file, name) {
+                (Some(file), _) => Target::File(file),
+                (None, Some(name)) => Target::Cluster {
+                    name,
+                    namespace,
+                    context,
+                },
+                (None, None) => {
+                    return Err("give a series name, or -f FILE for a local series".into());
+                }
+            };
+            write_report(&target, &s3, format, out).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -461,6 +541,23 @@ fn print_plan(
             out(&format!("{json}\n"));
         }
     }
+    Ok(())
+}
+
+/// Makes and writes a report; says where on stderr.
+async fn write_report(
+    target: &Target,
+    s3: &S3Options,
+    format: ReportOutput,
+    out: Option<PathBuf>,
+) -> Result<(), Failed> {
+    let made = report::make(target, s3, format.into()).await?;
+    let path = report::write(&made, out.as_deref())?;
+    eprintln!(
+        "simseries: report written to {} ({} bytes)",
+        path.display(),
+        made.bytes.len()
+    );
     Ok(())
 }
 

@@ -17,13 +17,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("storage", &["model", "aws", "faults"]),
     ("planning", &["model", "storage"]),
     ("executor", &["model", "storage", "aws"]),
+    ("report", &["model", "planning"]),
     (
         "pass",
         &["model", "storage", "planning", "executor", "faults"],
     ),
     (
         "cli",
-        &["model", "storage", "planning", "executor", "pass", "aws"],
+        &[
+            "model", "storage", "planning", "executor", "pass", "aws", "report",
+        ],
     ),
     (
         "controller",

@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use crate::cli::CliError;
 use crate::model::spec::SimulationSeriesSpec;
-use crate::model::validate::validate;
-use crate::planning::manifest::RunState;
+use crate::model::validate::{ValidSeries, validate};
+use crate::planning::manifest::{self, RunState};
 use crate::planning::prepare::{Stores, read_completeness};
 
 /// Completeness of the groups that are not skipped.
@@ -40,7 +40,12 @@ impl Completeness {
     pub async fn read(spec: &SimulationSeriesSpec, stores: &Stores) -> Result<Self, CliError> {
         let series = validate(spec)?;
         let loaded = read_completeness(&series, stores, spec.series.manifest_source, None).await?;
-        let table = &loaded.table;
+        Ok(Self::of(&series, &loaded.table))
+    }
+
+    /// The counts of `table`, per condition of the planned groups.
+    pub fn of(series: &ValidSeries<'_>, table: &manifest::Completeness) -> Self {
+        let spec = series.spec;
         let seeds = series.seeds.len();
         let extensions = spec.series.extensions.clone();
         let mut rows = Vec::new();
@@ -59,11 +64,11 @@ impl Completeness {
             }
         }
         let all_complete = rows.iter().all(|r| r.complete == r.seeds);
-        Ok(Completeness {
+        Completeness {
             extensions,
             rows,
             all_complete,
-        })
+        }
     }
 
     /// `n/N (p %)` per condition and extension, with a total row.

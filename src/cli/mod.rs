@@ -9,6 +9,7 @@ pub mod lock;
 pub mod plan_report;
 pub mod plugin;
 pub mod progress;
+pub mod report;
 pub mod run;
 pub mod signals;
 pub mod status;

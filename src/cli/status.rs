@@ -356,6 +356,11 @@ impl Format {
     }
 }
 
+/// The series `target` names, as it stands now.
+pub async fn view(target: &Target, s3: &S3Options) -> Result<SeriesView, CliError> {
+    Source::connect(target).await?.view(s3).await
+}
+
 /// Prints the report with `print`; with `watch`, again every `every` until the pass ends
 /// (or Ctrl-C).
 pub async fn show(

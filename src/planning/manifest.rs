@@ -331,9 +331,16 @@ impl Completeness {
     /// The state of the run named by `run_key` (`{name}_{condition}_{seed:04}`); `None` for a
     /// run that is not in the series.
     pub fn run_state(&self, run_key: &str) -> Option<RunState> {
+        let (condition, slot) = self.locate(run_key)?;
+        Some(self.state(condition, slot))
+    }
+
+    /// The condition and seed slot of the run named by `run_key`; `None` for a run that is not
+    /// in the series.
+    pub fn locate(&self, run_key: &str) -> Option<(usize, usize)> {
         let (cell, _) = self.cell(run_key.as_bytes(), b"")?;
         let cell = cell as usize;
-        Some(self.state(cell / self.seeds, cell % self.seeds))
+        Some((cell / self.seeds, cell % self.seeds))
     }
 
     /// Extensions present for one run, in the order of `series.extensions`.

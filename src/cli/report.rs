@@ -1,0 +1,185 @@
+//! `simseries report` (and `kubectl simseries report`): the series read as `simseries status`
+//! reads it (its status, one listing of the outputs, the pass record), handed to
+//! [`crate::report`] and written as one HTML file, or the completeness map alone as SVG or PNG.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::CliError;
+use crate::cli::completeness::Completeness;
+use crate::cli::status::{self, FailedRun, StatusReport, Target, failed_runs};
+use crate::model::location::Location;
+use crate::model::validate::validate;
+use crate::planning::prepare::read_completeness;
+use crate::report::grid::{Grid, PassRuns};
+use crate::report::page::{self, FailedRow, PageInput};
+use crate::report::picture::{self, Details};
+use crate::storage::S3Options;
+
+/// What `simseries report` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    /// The whole report, one self-contained HTML file.
+    Html,
+    /// The completeness map alone, as SVG.
+    Svg,
+    /// The completeness map alone, as PNG.
+    Png,
+}
+
+impl ReportFormat {
+    fn extension(self) -> &'static str {
+        match self {
+            ReportFormat::Html => "html",
+            ReportFormat::Svg => "svg",
+            ReportFormat::Png => "png",
+        }
+    }
+}
+
+/// The report's bytes and the name it is written under by default (`{series}-report.{ext}`).
+pub struct Report {
+    pub bytes: Vec<u8>,
+    pub default_name: String,
+    /// The same reading as `simseries status -o json` gives it.
+    pub status: StatusReport,
+}
+
+/// Reads the series `target` names and makes its report.
+pub async fn make(
+    target: &Target,
+    s3: &S3Options,
+    format: ReportFormat,
+) -> Result<Report, CliError> {
+    let view = status::view(target, s3).await?;
+    let series = validate(&view.spec)?;
+    let loaded = read_completeness(
+        &series,
+        &view.stores,
+        view.spec.series.manifest_source,
+        None,
+    )
+    .await?;
+    let record = view.pass_record().await?;
+    let failed = record
+        .as_ref()
+        .map(|r| failed_runs(&view.spec, r))
+        .unwrap_or_default();
+    let active = view
+        .status
+        .pass
+        .as_ref()
+        .is_some_and(|p| !p.phase.is_finished());
+    let grid = Grid::new(
+        &series,
+        &loaded.table,
+        record.as_ref().map(|record| PassRuns { record, active }),
+    );
+    let status = StatusReport {
+        series: view.title.clone(),
+        status: view.status.clone(),
+        completeness: Completeness::of(&series, &loaded.table),
+        failed_runs: failed,
+    };
+    let details = details(&grid, &status.failed_runs);
+    let title = format!("Completeness of {}", view.title);
+    let bytes = match format {
+        ReportFormat::Svg => picture::svg(&grid, &title, &details).into_bytes(),
+        ReportFormat::Png => picture::png(&grid),
+        ReportFormat::Html => {
+            let rows: Vec<FailedRow> = status
+                .failed_runs
+                .iter()
+                .map(|run| failed_row(run, &view.locations.working))
+                .collect();
+            let status_json = serde_json::to_string(&status).expect("a status report serializes");
+            let generated_at = k8s_openapi::jiff::Timestamp::now()
+                .round(k8s_openapi::jiff::Unit::Second)
+                .map_or_else(|_| String::new(), |t| t.to_string());
+            page::html(
+                &grid,
+                &details,
+                &PageInput {
+                    title: &view.title,
+                    status: &view.status,
+                    failed: &rows,
+                    status_json: &status_json,
+                    generated_at: &generated_at,
+                },
+            )
+            .into_bytes()
+        }
+    };
+    Ok(Report {
+        bytes,
+        default_name: format!("{}-report.{}", view.spec.series.name, format.extension()),
+        status,
+    })
+}
+
+/// Writes `report` to `output`, or beside the working directory under its default name;
+/// returns where.
+pub fn write(report: &Report, output: Option<&Path>) -> Result<PathBuf, CliError> {
+    let path = output.map_or_else(|| PathBuf::from(&report.default_name), Path::to_path_buf);
+    std::fs::write(&path, &report.bytes).map_err(|e| CliError::Read {
+        what: path.display().to_string(),
+        error: format!("cannot write it: {e}"),
+    })?;
+    Ok(path)
+}
+
+/// The hover text of each failed run in the map: its exit code and reason.
+fn details(grid: &Grid, failed: &[FailedRun]) -> Details {
+    let rows: std::collections::HashMap<&str, usize> = grid
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.condition.as_str(), i))
+        .collect();
+    let mut out = Details::new();
+    for run in failed {
+        let (Some(&row), Ok(column)) = (
+            rows.get(run.condition.as_str()),
+            grid.seeds.binary_search(&run.seed),
+        ) else {
+            continue;
+        };
+        let mut text = run
+            .exit_code
+            .map_or_else(|| "no exit code".to_string(), |c| format!("exit {c}"));
+        if let Some(reason) = &run.reason {
+            text.push_str(&format!(", {reason}"));
+        }
+        out.insert((row, column), text);
+    }
+    out
+}
+
+fn failed_row(run: &FailedRun, working: &Location) -> FailedRow {
+    let log_href = match (working, &run.log) {
+        (Location::Local(folder), Some(key)) => Some(file_url(&folder.join(key))),
+        _ => None,
+    };
+    FailedRow {
+        condition: run.condition.clone(),
+        seed: run.seed,
+        input: run.input.clone(),
+        exit_code: run.exit_code,
+        reason: run.reason.clone(),
+        log: run.log.clone(),
+        log_href,
+    }
+}
+
+/// `file://` and the absolute path, its bytes outside the unreserved set percent-encoded.
+fn file_url(path: &Path) -> String {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut url = String::from("file://");
+    for byte in absolute.to_string_lossy().bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-_.~".contains(&byte) {
+            url.push(byte as char);
+        } else {
+            url.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    url
+}
