@@ -604,7 +604,7 @@ async fn scenario(cluster: Cluster) {
         text(&listed)
     );
     let help = ok(&plugin(&["simseries", "--help"]));
-    for command in ["status", "logs", "rerun", "plan"] {
+    for command in ["status", "report", "logs", "rerun", "plan"] {
         assert!(help.contains(command), "{command} not in:\n{help}");
     }
     let shown = ok(&plugin(&["simseries", "status", "aws-example", "-n", &ns]));
@@ -637,6 +637,32 @@ async fn scenario(cluster: Cluster) {
     assert_eq!(json["status"]["phase"], "Incomplete");
     assert_eq!(json["completeness"]["allComplete"], false);
     assert_eq!(json["completeness"]["rows"][0]["seeds"], 3);
+    // The report of the same series: read from the cluster and S3 as status reads them.
+    let page = dir.join("aws-example-report.html");
+    ok(&plugin(&[
+        "simseries",
+        "report",
+        "aws-example",
+        "-n",
+        &ns,
+        "--out",
+        page.to_str().unwrap(),
+    ]));
+    let page = std::fs::read_to_string(&page).unwrap();
+    let embedded = page.split("id=\"status-json\">").nth(1).unwrap();
+    let embedded: serde_json::Value =
+        serde_json::from_str(&embedded[..embedded.find("</script>").unwrap()]).unwrap();
+    assert_eq!(embedded["completeness"], json["completeness"]);
+    let runs: u64 = json["completeness"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seeds"].as_u64().unwrap())
+        .sum();
+    assert!(
+        page.contains(&format!("data-state=\"missing\" data-count=\"{runs}\"")),
+        "every run is missing its outputs"
+    );
     let log = plugin(&["simseries", "logs", "aws-example", "LOW_0000", "-n", &ns]);
     assert!(log.status.success(), "{}", text(&log));
     // The README's transcript (`scripts/test.sh --test e2e_controller -- --nocapture`).
