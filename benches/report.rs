@@ -64,6 +64,7 @@ fn main() {
                     failed: &[],
                     status_json: "{}",
                     generated_at: "now",
+                    history: &[],
                 },
             );
             times.push(start.elapsed().as_secs_f64());

@@ -1,5 +1,5 @@
 //! `simseries report` on a local series, checked in a real browser: the quickstart with one run
-//! told to fail and one output removed, its report loaded by headless Chromium (Debian's,
+//! told to fail (in two passes) and one output removed, its report loaded by headless Chromium (Debian's,
 //! installed by `scripts/browser.sh`), its legend, cells and bars compared with `simseries
 //! status -o json`, and a screenshot kept as target/test-artefacts/quickstart-report.png.
 
@@ -103,6 +103,12 @@ fn the_report_of_a_local_series_renders_in_a_browser_with_the_numbers_of_status(
         "one run was told to fail: {}",
         text(&run.stderr)
     );
+    // A second pass runs the failed run again, which fails again.
+    let rerun = simseries(
+        &["run", "-f", series, "--date", "2024-06-01", "--rerun"],
+        &[],
+    );
+    assert!(!rerun.status.success(), "{}", text(&rerun.stderr));
     // One run loses an output: incomplete.
     let outputs = common::quickstart_dated(&dir, "2024-06-01").join("outputs");
     std::fs::remove_file(outputs.join("QUICKSTART_SLOW_GROWTH_0001.STATS.json")).unwrap();
@@ -184,6 +190,17 @@ fn the_report_of_a_local_series_renders_in_a_browser_with_the_numbers_of_status(
         dom.matches("<tr class=\"failed-run\"").count() as u64,
         failed
     );
+    // Both passes, from their records: 12 inputs then the failed one again.
+    let passes: Vec<&str> = dom.split("<tr class=\"pass-line\">").skip(1).collect();
+    assert_eq!(passes.len(), 2, "{dom}");
+    let cells = |line: &str| -> Vec<String> {
+        line.split("</td>")
+            .take(5)
+            .map(|c| c.rsplit('>').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(cells(passes[0]), ["1", "2024-06-01", "12", "11", "1"]);
+    assert_eq!(cells(passes[1]), ["2", "2024-06-01", "1", "0", "1"]);
     // The failed run's hover text says why.
     assert!(dom.contains("FAST_GROWTH seed 2: failed (exit 3"), "{dom}");
     // The embedded status is the one `simseries status -o json` prints, for the same reading.

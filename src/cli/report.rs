@@ -1,19 +1,23 @@
 //! `simseries report` (and `kubectl simseries report`): the series read as `simseries status`
-//! reads it (its status, one listing of the outputs, the pass record), handed to
+//! reads it (its status, one listing of the outputs, the pass record) and its earlier pass
+//! records, handed to
 //! [`crate::report`] and written as one HTML file, or the completeness map alone as SVG or PNG.
 
 use std::path::{Path, PathBuf};
 
 use crate::cli::CliError;
 use crate::cli::completeness::Completeness;
-use crate::cli::status::{self, FailedRun, StatusReport, Target, failed_runs};
+use crate::cli::status::{self, FailedRun, SeriesView, StatusReport, Target, failed_runs};
 use crate::model::location::Location;
+use crate::model::record::PassRecord;
 use crate::model::validate::validate;
+use crate::planning::listing;
 use crate::planning::prepare::read_completeness;
 use crate::report::grid::{Grid, PassRuns};
+use crate::report::history::{PassLine, is_pass_record};
 use crate::report::page::{self, FailedRow, PageInput};
 use crate::report::picture::{self, Details};
-use crate::storage::S3Options;
+use crate::storage::{S3Options, StorageError, list_all};
 
 /// What `simseries report` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +96,7 @@ pub async fn make(
                 .map(|run| failed_row(run, &view.locations.working))
                 .collect();
             let status_json = serde_json::to_string(&status).expect("a status report serializes");
+            let history = history(&view).await?;
             let generated_at = k8s_openapi::jiff::Timestamp::now()
                 .round(k8s_openapi::jiff::Unit::Second)
                 .map_or_else(|_| String::new(), |t| t.to_string());
@@ -104,6 +109,7 @@ pub async fn make(
                     failed: &rows,
                     status_json: &status_json,
                     generated_at: &generated_at,
+                    history: &history,
                 },
             )
             .into_bytes()
@@ -114,6 +120,42 @@ pub async fn make(
         default_name: format!("{}-report.{}", view.spec.series.name, format.extension()),
         status,
     })
+}
+
+/// Every pass record of the series, oldest first: one listing of each dated folder's
+/// `simseries/` and one read per record.
+async fn history(view: &SeriesView) -> Result<Vec<PassLine>, CliError> {
+    let working = view.stores.working.as_ref();
+    let unreadable = |what: String| {
+        move |e: StorageError| CliError::Read {
+            what,
+            error: e.to_string(),
+        }
+    };
+    let folders = listing::dated_folders(working, &view.spec.series.name)
+        .await
+        .map_err(unreadable(
+            view.locations.working.url_of(&view.spec.series.name),
+        ))?;
+    let mut lines = Vec::new();
+    for folder in folders {
+        let prefix = format!("{folder}simseries/");
+        let keys = list_all(working, &prefix)
+            .await
+            .map_err(unreadable(view.locations.working.url_of(&prefix)))?;
+        for key in keys.iter().filter(|k| is_pass_record(k)) {
+            let bytes = working
+                .read(key)
+                .await
+                .map_err(unreadable(view.locations.working.url_of(key)))?;
+            // A record that does not parse (written by another version) is left out, not fatal.
+            if let Ok(record) = serde_json::from_slice::<PassRecord>(&bytes) {
+                lines.push(PassLine::of(&record));
+            }
+        }
+    }
+    lines.sort_by_key(|line| line.pass);
+    Ok(lines)
 }
 
 /// Writes `report` to `output`, or beside the working directory under its default name;

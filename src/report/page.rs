@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::model::status::SimulationSeriesStatus;
 use crate::planning::template::json_value;
 use crate::report::grid::{Cell, Grid};
+use crate::report::history::{self, PassLine};
 use crate::report::picture::{self, Details, SVG_MAX_CELLS};
 
 /// At most this many bars of conditions: past it, consecutive conditions share a bar.
@@ -39,6 +40,8 @@ pub struct PageInput<'a> {
     pub status_json: &'a str,
     /// When the page was made, RFC 3339.
     pub generated_at: &'a str,
+    /// Every pass whose record was found, oldest first.
+    pub history: &'a [PassLine],
 }
 
 /// One bar: a condition (or several), its runs in each state.
@@ -141,9 +144,9 @@ pub fn html(grid: &Grid, details: &Details, input: &PageInput<'_>) -> String {
     let ready = input.status.conditions.iter().find(|c| c.type_ == "Ready");
     let pass = input.status.pass.as_ref().map(|pass| {
         let duration = match (&pass.started_at, &pass.finished_at) {
-            (Some(start), Some(end)) => {
-                Some(describe_duration(end.0.as_second() - start.0.as_second()))
-            }
+            (Some(start), Some(end)) => Some(history::describe_duration(
+                end.0.as_second() - start.0.as_second(),
+            )),
             _ => None,
         };
         let inputs = pass.input_counts();
@@ -188,6 +191,7 @@ pub fn html(grid: &Grid, details: &Details, input: &PageInput<'_>) -> String {
             bars => as_value(&bars(grid)),
             pass,
             failed => as_value(input.failed),
+            history => as_value(input.history),
             status_json => minijinja::Value::from_safe_string(script_safe(input.status_json)),
         })
         .expect("the report template renders its own context")
@@ -204,15 +208,6 @@ fn script_safe(json: &str) -> String {
     json.replace('<', "\\u003c")
         .replace('>', "\\u003e")
         .replace('&', "\\u0026")
-}
-
-fn describe_duration(seconds: i64) -> String {
-    let seconds = seconds.max(0);
-    match seconds {
-        0..60 => format!("{seconds} s"),
-        60..3600 => format!("{} min {} s", seconds / 60, seconds % 60),
-        _ => format!("{} h {} min", seconds / 3600, seconds % 3600 / 60),
-    }
 }
 
 #[cfg(test)]
@@ -252,6 +247,7 @@ mod tests {
                 failed: &[],
                 status_json: "{}",
                 generated_at: "now",
+                history: &[],
             },
         );
         assert!(page.len() < 2_000_000, "{} bytes", page.len());
