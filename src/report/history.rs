@@ -15,10 +15,11 @@ pub struct PassLine {
     pub inputs: u32,
     pub succeeded: u32,
     pub failed: u32,
-    /// Attempts over every child (more than the children when AWS Batch retried some).
-    pub attempts: u32,
-    /// Children tried more than once.
-    pub retried: u32,
+    /// Attempts over every child (more than the children when AWS Batch retried some); `None`
+    /// when the engine recorded none (local processes).
+    pub attempts: Option<u32>,
+    /// Children tried more than once, when attempts were recorded.
+    pub retried: Option<u32>,
     pub first_start: Option<String>,
     pub last_stop: Option<String>,
     /// From the first start to the last stop.
@@ -38,8 +39,8 @@ impl PassLine {
             inputs: 0,
             succeeded: 0,
             failed: 0,
-            attempts: 0,
-            retried: 0,
+            attempts: None,
+            retried: None,
             first_start: None,
             last_stop: None,
             duration: None,
@@ -55,8 +56,10 @@ impl PassLine {
                 Some(JobState::Failed) => line.failed += 1,
                 _ => {}
             }
-            line.attempts += outcome.attempts.len() as u32;
-            line.retried += u32::from(outcome.attempts.len() > 1);
+            if !outcome.attempts.is_empty() {
+                *line.attempts.get_or_insert(0) += outcome.attempts.len() as u32;
+                *line.retried.get_or_insert(0) += u32::from(outcome.attempts.len() > 1);
+            }
             for attempt in &outcome.attempts {
                 if let Some(start) = &attempt.started_at {
                     first = Some(
@@ -153,9 +156,18 @@ mod tests {
                 line.attempts,
                 line.retried
             ),
-            (2, 2, 1, 1, 3, 1)
+            (2, 2, 1, 1, Some(3), Some(1))
         );
         assert_eq!(line.duration.as_deref(), Some("4 min 10 s"));
+        // No attempt recorded (local processes): not zero attempts, unknown.
+        for child in &mut record.groups[0].jobs[0].children {
+            child.outcome.as_mut().unwrap().attempts.clear();
+        }
+        let line = PassLine::of(&record);
+        assert_eq!(
+            (line.attempts, line.retried, line.duration),
+            (None, None, None)
+        );
     }
 
     #[test]
