@@ -139,6 +139,22 @@ fn the_report_of_a_local_series_renders_in_a_browser_with_the_numbers_of_status(
         );
         assert!(made.status.success(), "{}", text(&made.stderr));
     }
+    let nowhere = simseries(
+        &[
+            "report",
+            "-f",
+            series,
+            "--out",
+            dir.join("no/such/folder/r.html").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!nowhere.status.success());
+    assert!(
+        text(&nowhere.stderr).contains("cannot write") && text(&nowhere.stderr).contains("--out"),
+        "{}",
+        text(&nowhere.stderr)
+    );
     assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
     assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
 

@@ -52,4 +52,8 @@ pub enum CliError {
     Read { what: String, error: String },
     #[error("{0}")]
     NoSuchRun(String),
+    #[error(
+        "cannot write {path}: {error}; give --out a file in a folder that exists and you may write to"
+    )]
+    WriteFile { path: String, error: String },
 }

@@ -162,9 +162,9 @@ async fn history(view: &SeriesView) -> Result<Vec<PassLine>, CliError> {
 /// returns where.
 pub fn write(report: &Report, output: Option<&Path>) -> Result<PathBuf, CliError> {
     let path = output.map_or_else(|| PathBuf::from(&report.default_name), Path::to_path_buf);
-    std::fs::write(&path, &report.bytes).map_err(|e| CliError::Read {
-        what: path.display().to_string(),
-        error: format!("cannot write it: {e}"),
+    std::fs::write(&path, &report.bytes).map_err(|e| CliError::WriteFile {
+        path: path.display().to_string(),
+        error: e.to_string(),
     })?;
     Ok(path)
 }
