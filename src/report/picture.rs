@@ -101,6 +101,16 @@ pub fn svg(grid: &Grid, title: &str, details: &Details) -> String {
     for row in 0..shrunk.height {
         let y = header + row * cell;
         let label = row_label(grid, &shrunk, row);
+        // A line where a group begins, below the first, with the group's name on hover.
+        let first = &grid.rows[row * shrunk.rows_per_cell];
+        let previous = (row > 0).then(|| &grid.rows[row * shrunk.rows_per_cell - 1]);
+        if previous.is_some_and(|p| p.group != first.group) {
+            let _ = write!(
+                out,
+                r##"<line x1="0" y1="{y}" x2="{width}" y2="{y}" stroke="#222" stroke-width="1" data-group="{0}"><title>group {0}</title></line>"##,
+                escape(&first.group)
+            );
+        }
         if labelled {
             let _ = write!(
                 out,
@@ -203,4 +213,36 @@ pub fn describe(grid: &Grid) -> String {
         grid.runs(),
         parts.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::grid::GridRow;
+
+    #[test]
+    fn the_svg_marks_where_each_group_begins() {
+        let group = |r: usize| match r {
+            0..2 => "A",
+            2..5 => "B",
+            _ => "C",
+        };
+        let grid = Grid {
+            seeds: vec![0, 1, 2],
+            rows: (0..6)
+                .map(|r| GridRow {
+                    group: group(r).into(),
+                    condition: format!("C{r}"),
+                    cells: vec![Cell::Complete; 3],
+                })
+                .collect(),
+            extensions: Vec::new(),
+        };
+        let svg = svg(&grid, "t", &Details::new());
+        let groups: Vec<&str> = svg
+            .match_indices("data-group=\"")
+            .map(|(at, _)| &svg[at + 12..at + 13])
+            .collect();
+        assert_eq!(groups, ["B", "C"]);
+    }
 }
