@@ -459,17 +459,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failed> {
             output,
             watch,
         } => {
-            let target = match (file, name) {
-                (Some(file), _) => Target::File(file),
-                (None, Some(name)) => Target::Cluster {
-                    name,
-                    namespace,
-                    context,
-                },
-                (None, None) => {
-                    return Err("give a series name, or -f FILE for a local series".into());
-                }
-            };
+            let target = target_of(file, name, namespace, context)?;
             status::show(
                 &target,
                 &s3,
@@ -488,17 +478,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failed> {
             format,
             out,
         } => {
-            let target = match (file, name) {
-                (Some(file), _) => Target::File(file),
-                (None, Some(name)) => Target::Cluster {
-                    name,
-                    namespace,
-                    context,
-                },
-                (None, None) => {
-                    return Err("give a series name, or -f FILE for a local series".into());
-                }
-            };
+            let target = target_of(file, name, namespace, context)?;
             write_report(&target, &s3, format, out).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -542,6 +522,24 @@ fn print_plan(
         }
     }
     Ok(())
+}
+
+/// The series a command names: a local file (`-f`), or one in the cluster by name.
+fn target_of(
+    file: Option<PathBuf>,
+    name: Option<String>,
+    namespace: Option<String>,
+    context: Option<String>,
+) -> Result<Target, Failed> {
+    match (file, name) {
+        (Some(file), _) => Ok(Target::File(file)),
+        (None, Some(name)) => Ok(Target::Cluster {
+            name,
+            namespace,
+            context,
+        }),
+        (None, None) => Err("give a series name, or -f FILE for a local series".into()),
+    }
 }
 
 /// Makes and writes a report; says where on stderr.

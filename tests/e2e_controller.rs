@@ -649,9 +649,7 @@ async fn scenario(cluster: Cluster) {
         page.to_str().unwrap(),
     ]));
     let page = std::fs::read_to_string(&page).unwrap();
-    let embedded = page.split("id=\"status-json\">").nth(1).unwrap();
-    let embedded: serde_json::Value =
-        serde_json::from_str(&embedded[..embedded.find("</script>").unwrap()]).unwrap();
+    let embedded = common::embedded_status(&page);
     assert_eq!(embedded["completeness"], json["completeness"]);
     let runs: u64 = json["completeness"]["rows"]
         .as_array()

@@ -220,9 +220,7 @@ fn the_report_of_a_local_series_renders_in_a_browser_with_the_numbers_of_status(
     // The failed run's hover text says why.
     assert!(dom.contains("FAST_GROWTH seed 2: failed (exit 3"), "{dom}");
     // The embedded status is the one `simseries status -o json` prints, for the same reading.
-    let embedded = dom.split("id=\"status-json\">").nth(1).unwrap();
-    let embedded: Value =
-        serde_json::from_str(&embedded[..embedded.find("</script>").unwrap()]).unwrap();
+    let embedded = common::embedded_status(&dom);
     assert_eq!(embedded["completeness"], status["completeness"]);
     assert_eq!(embedded["failedRuns"], status["failedRuns"]);
 

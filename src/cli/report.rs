@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::CliError;
 use crate::cli::completeness::Completeness;
-use crate::cli::status::{self, FailedRun, SeriesView, StatusReport, Target, failed_runs};
+use crate::cli::status::{self, FailedRun, SeriesView, StatusReport, Target};
 use crate::model::location::Location;
 use crate::model::record::PassRecord;
 use crate::model::validate::validate;
@@ -64,10 +64,6 @@ pub async fn make(
     )
     .await?;
     let record = view.pass_record().await?;
-    let failed = record
-        .as_ref()
-        .map(|r| failed_runs(&view.spec, r))
-        .unwrap_or_default();
     let active = view
         .status
         .pass
@@ -78,12 +74,8 @@ pub async fn make(
         &loaded.table,
         record.as_ref().map(|record| PassRuns { record, active }),
     );
-    let status = StatusReport {
-        series: view.title.clone(),
-        status: view.status.clone(),
-        completeness: Completeness::of(&series, &loaded.table),
-        failed_runs: failed,
-    };
+    let completeness = Completeness::of(&series, &loaded.table);
+    let status = StatusReport::of(&view, completeness, record.as_ref());
     let details = details(&grid, &status.failed_runs);
     let title = format!("Completeness of {}", view.title);
     let bytes = match format {

@@ -175,14 +175,23 @@ impl StatusReport {
     pub async fn read(view: &SeriesView) -> Result<StatusReport, CliError> {
         let completeness = Completeness::read(&view.spec, &view.stores).await?;
         let record = view.pass_record().await?;
-        Ok(StatusReport {
+        Ok(StatusReport::of(view, completeness, record.as_ref()))
+    }
+
+    /// The report of `view` with what was read of it.
+    pub fn of(
+        view: &SeriesView,
+        completeness: Completeness,
+        record: Option<&PassRecord>,
+    ) -> StatusReport {
+        StatusReport {
             series: view.title.clone(),
             status: view.status.clone(),
             completeness,
             failed_runs: record
-                .map(|r| failed_runs(&view.spec, &r))
+                .map(|r| failed_runs(&view.spec, r))
                 .unwrap_or_default(),
-        })
+        }
     }
 
     /// The report for people.

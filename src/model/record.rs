@@ -63,14 +63,34 @@ impl PassRecord {
         }
     }
 
-    /// The run keys of every child of the pass.
-    pub fn runs(&self) -> impl Iterator<Item = &str> {
+    /// Every child of the pass, group by group and job by job.
+    pub fn children(&self) -> impl Iterator<Item = &ChildRecord> {
         self.groups
             .iter()
             .flat_map(|g| &g.jobs)
             .flat_map(|j| &j.children)
-            .flat_map(|c| &c.runs)
-            .map(String::as_str)
+    }
+
+    /// The run keys of every child of the pass.
+    pub fn runs(&self) -> impl Iterator<Item = &str> {
+        self.children().flat_map(|c| &c.runs).map(String::as_str)
+    }
+
+    /// A record of series `S` on 2024-06-01 with one group `_` of one job holding `children`.
+    #[cfg(test)]
+    pub fn of_children(pass: u32, children: Vec<ChildRecord>) -> PassRecord {
+        let mut record = PassRecord::new("S", pass, 1, "2024-06-01");
+        record.groups.push(GroupRecord {
+            group: "_".into(),
+            group_key: "S".into(),
+            jobs: vec![JobDetail {
+                name: "j".into(),
+                file_set_name: "S".into(),
+                id: None,
+                children,
+            }],
+        });
+        record
     }
 
     pub fn job_mut(&mut self, name: &str) -> Option<&mut JobDetail> {

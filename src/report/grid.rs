@@ -76,8 +76,18 @@ impl Cell {
         }
     }
 
-    fn index(self) -> usize {
+    /// Its place in [`Cell::ALL`]: the legend's order, the PNG's palette index.
+    pub fn index(self) -> usize {
         Cell::ALL.iter().position(|c| *c == self).expect("in ALL")
+    }
+
+    /// Runs in each state, in the order of [`Cell::ALL`].
+    pub fn count<'a>(cells: impl IntoIterator<Item = &'a Cell>) -> [u64; 5] {
+        let mut counts = [0u64; 5];
+        for cell in cells {
+            counts[cell.index()] += 1;
+        }
+        counts
     }
 }
 
@@ -113,13 +123,7 @@ impl Grid {
         // What the pass says of a run that has not every output.
         let mut overlay: Vec<Option<Cell>> = vec![None; conditions * seeds];
         if let Some(pass) = pass {
-            let children = pass
-                .record
-                .groups
-                .iter()
-                .flat_map(|g| &g.jobs)
-                .flat_map(|j| &j.children);
-            for child in children {
+            for child in pass.record.children() {
                 let state = child.outcome.as_ref().and_then(|o| o.state);
                 let cell = match state {
                     Some(JobState::Failed) => Cell::Failed,
@@ -186,11 +190,7 @@ impl Grid {
 
     /// Runs in each state, in the order of [`Cell::ALL`].
     pub fn counts(&self) -> [u64; 5] {
-        let mut counts = [0u64; 5];
-        for cell in self.rows.iter().flat_map(|r| &r.cells) {
-            counts[cell.index()] += 1;
-        }
-        counts
+        Cell::count(self.rows.iter().flat_map(|r| &r.cells))
     }
 
     pub fn runs(&self) -> u64 {
@@ -239,7 +239,7 @@ pub struct Shrunk {
 mod tests {
     use super::*;
     use crate::model::outcome::ChildOutcome;
-    use crate::model::record::{ChildRecord, GroupRecord, JobDetail};
+    use crate::model::record::ChildRecord;
     use crate::model::specfile;
     use crate::model::validate::validate;
 
@@ -269,23 +269,16 @@ mod tests {
         ] {
             table.record_object(&format!("S/2024-06-01/outputs/{object}"));
         }
-        let mut record = PassRecord::new("S", 1, 1, "2024-06-01");
-        record.groups.push(GroupRecord {
-            group: "_".into(),
-            group_key: "S".into(),
-            jobs: vec![JobDetail {
-                name: "j".into(),
-                file_set_name: "S".into(),
-                id: None,
-                children: vec![
-                    // Complete wins over a failed child (an earlier attempt's outputs).
-                    child(&["S_A_0002"], Some(JobState::Failed)),
-                    child(&["S_A_0001", "S_B_0000"], Some(JobState::Failed)),
-                    child(&["S_B_0001"], Some(JobState::Running)),
-                    child(&["S_B_0002"], Some(JobState::Succeeded)),
-                ],
-            }],
-        });
+        let record = PassRecord::of_children(
+            1,
+            vec![
+                // Complete wins over a failed child (an earlier attempt's outputs).
+                child(&["S_A_0002"], Some(JobState::Failed)),
+                child(&["S_A_0001", "S_B_0000"], Some(JobState::Failed)),
+                child(&["S_B_0001"], Some(JobState::Running)),
+                child(&["S_B_0002"], Some(JobState::Succeeded)),
+            ],
+        );
         let cells = |active| {
             let grid = Grid::new(
                 &series,

@@ -28,11 +28,6 @@ pub struct PassLine {
 
 impl PassLine {
     pub fn of(record: &PassRecord) -> PassLine {
-        let children = record
-            .groups
-            .iter()
-            .flat_map(|g| &g.jobs)
-            .flat_map(|j| &j.children);
         let mut line = PassLine {
             pass: record.pass,
             date: record.date.clone(),
@@ -46,7 +41,7 @@ impl PassLine {
             duration: None,
         };
         let (mut first, mut last) = (None, None);
-        for child in children {
+        for child in record.children() {
             line.inputs += 1;
             let Some(outcome) = &child.outcome else {
                 continue;
@@ -107,12 +102,11 @@ pub fn is_pass_record(key: &str) -> bool {
 mod tests {
     use super::*;
     use crate::model::outcome::ChildOutcome;
-    use crate::model::record::{ChildRecord, GroupRecord, JobDetail};
+    use crate::model::record::ChildRecord;
     use crate::model::usage::AttemptRecord;
 
     #[test]
     fn a_pass_line_counts_its_children_attempts_and_span() {
-        let mut record = PassRecord::new("S", 2, 1, "2024-06-01");
         let child = |index: u32, state: JobState, attempts: &[(i64, i64)]| {
             let mut outcome = ChildOutcome::bare(index, Some(state), None);
             outcome.attempts = attempts
@@ -129,23 +123,17 @@ mod tests {
                 log: None,
             }
         };
-        record.groups.push(GroupRecord {
-            group: "_".into(),
-            group_key: "S".into(),
-            jobs: vec![JobDetail {
-                name: "j".into(),
-                file_set_name: "S".into(),
-                id: None,
-                children: vec![
-                    child(0, JobState::Succeeded, &[(1_000_000, 1_060_000)]),
-                    child(
-                        1,
-                        JobState::Failed,
-                        &[(1_010_000, 1_020_000), (1_030_000, 1_250_000)],
-                    ),
-                ],
-            }],
-        });
+        let mut record = PassRecord::of_children(
+            2,
+            vec![
+                child(0, JobState::Succeeded, &[(1_000_000, 1_060_000)]),
+                child(
+                    1,
+                    JobState::Failed,
+                    &[(1_010_000, 1_020_000), (1_030_000, 1_250_000)],
+                ),
+            ],
+        );
         let line = PassLine::of(&record);
         assert_eq!(
             (

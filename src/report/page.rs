@@ -61,11 +61,11 @@ struct Segment {
     percent: f64,
 }
 
+/// Each state's share of `runs`, in the legend's order.
 fn segments(counts: [u64; 5], runs: u64) -> Vec<Segment> {
     Cell::ALL
         .iter()
         .zip(counts)
-        .filter(|(_, n)| *n > 0)
         .map(|(cell, count)| Segment {
             state: cell.label(),
             colour: cell.hex(),
@@ -89,10 +89,7 @@ fn bars(grid: &Grid) -> Vec<Bar> {
     grid.rows
         .chunks(per_bar)
         .map(|rows| {
-            let mut counts = [0u64; 5];
-            for cell in rows.iter().flat_map(|r| &r.cells) {
-                counts[Cell::ALL.iter().position(|c| c == cell).expect("in ALL")] += 1;
-            }
+            let counts = Cell::count(rows.iter().flat_map(|r| &r.cells));
             let runs = counts.iter().sum();
             let (first, last) = (&rows[0], &rows[rows.len() - 1]);
             Bar {
@@ -107,7 +104,11 @@ fn bars(grid: &Grid) -> Vec<Bar> {
                     format!("{}–{}", first.group, last.group)
                 },
                 runs,
-                segments: segments(counts, runs),
+                // A bar draws only the states it has.
+                segments: segments(counts, runs)
+                    .into_iter()
+                    .filter(|s| s.count > 0)
+                    .collect(),
             }
         })
         .collect()
@@ -117,25 +118,19 @@ fn bars(grid: &Grid) -> Vec<Bar> {
 pub fn html(grid: &Grid, details: &Details, input: &PageInput<'_>) -> String {
     let counts = grid.counts();
     let runs = grid.runs();
-    let legend: Vec<Segment> = Cell::ALL
-        .iter()
-        .zip(counts)
-        .map(|(cell, count)| Segment {
-            state: cell.label(),
-            colour: cell.hex(),
-            count,
-            percent: percent(count, runs),
-        })
-        .collect();
+    let legend = segments(counts, runs);
     let description = picture::describe(grid);
     let (svg, png) = if grid.runs() as usize <= SVG_MAX_CELLS {
         let title = format!("Completeness of {}", input.title);
         (Some(picture::svg(grid, &title, details)), None)
     } else {
-        let png = base64::engine::general_purpose::STANDARD.encode(picture::png(grid));
-        (None, Some(png))
+        let shrunk = grid.shrink(picture::PNG_MAX_CELLS);
+        let data = base64::engine::general_purpose::STANDARD.encode(picture::png_of(&shrunk));
+        (
+            None,
+            Some(context! { data, width => shrunk.width, rows_per_pixel => shrunk.rows_per_cell }),
+        )
     };
-    let shrunk = grid.shrink(picture::PNG_MAX_CELLS);
     let extensions: Vec<_> = grid
         .extensions
         .iter()
@@ -184,9 +179,6 @@ pub fn html(grid: &Grid, details: &Details, input: &PageInput<'_>) -> String {
             description,
             svg => svg.map(minijinja::Value::from_safe_string),
             png,
-            png_width => shrunk.width,
-            png_height => shrunk.height,
-            rows_per_pixel => shrunk.rows_per_cell,
             extensions,
             bars => as_value(&bars(grid)),
             pass,

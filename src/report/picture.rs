@@ -162,14 +162,18 @@ pub fn svg(grid: &Grid, title: &str, details: &Details) -> String {
 /// A PNG of the map in at most [`PNG_MAX_CELLS`] pixels, one per cell (enlarged for a small
 /// series), with the five colours as its palette.
 pub fn png(grid: &Grid) -> Vec<u8> {
-    let shrunk = grid.shrink(PNG_MAX_CELLS);
+    png_of(&grid.shrink(PNG_MAX_CELLS))
+}
+
+/// A PNG of a map already shrunk to its pixels.
+pub fn png_of(shrunk: &Shrunk) -> Vec<u8> {
     let scale = (MIN_SIDE / shrunk.width.max(shrunk.height).max(1)).max(1);
     let (width, height) = (shrunk.width * scale, shrunk.height * scale);
     let mut pixels = Vec::with_capacity(width * height);
     for row in shrunk.cells.chunks(shrunk.width.max(1)) {
         let line: Vec<u8> = row
             .iter()
-            .flat_map(|cell| std::iter::repeat_n(palette_index(*cell), scale))
+            .flat_map(|cell| std::iter::repeat_n(cell.index() as u8, scale))
             .collect();
         for _ in 0..scale {
             pixels.extend_from_slice(&line);
@@ -192,10 +196,6 @@ pub fn png(grid: &Grid) -> Vec<u8> {
         .expect("a PNG of the size given into memory");
     writer.finish().expect("a PNG into memory");
     out
-}
-
-fn palette_index(cell: Cell) -> u8 {
-    Cell::ALL.iter().position(|c| *c == cell).expect("in ALL") as u8
 }
 
 /// The text alternative of the map: the runs in each state.

@@ -169,6 +169,15 @@ pub fn files_below(dir: &Path) -> Vec<String> {
     out
 }
 
+/// The status `simseries report` embeds in its page (`<script id="status-json">`).
+pub fn embedded_status(page: &str) -> serde_json::Value {
+    let embedded = page
+        .split("id=\"status-json\">")
+        .nth(1)
+        .expect("the page embeds its status");
+    serde_json::from_str(&embedded[..embedded.find("</script>").unwrap()]).unwrap()
+}
+
 /// Runs the simseries binary.
 pub fn simseries(args: &[&str], env: &[(&str, String)]) -> std::process::Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_simseries"));
